@@ -1,0 +1,210 @@
+"""Typed YAML configs.
+
+A config file is a YAML mapping whose sections (``data``, ``model``, ``training``, ``decoding``, ...) are
+loaded into dataclasses. Each task declares its own top-level dataclass; this module turns a nested dict
+into it, checking every key and type before any work starts. Errors name the file and the dotted key::
+
+    configs/demo.yaml: model.hidden_size: expected int, got str ('big')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+_MISSING = dataclasses.MISSING
+
+
+class ConfigError(ValueError):
+    """A config value is unknown, missing or of the wrong type. The message names file and key."""
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    origin = get_origin(tp)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in get_args(tp))
+        return f"{origin.__name__}[{args}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check ``value`` against type ``tp`` and convert (ints to floats, lists to tuples, dicts to dataclasses)."""
+
+    def fail(expected: str | None = None) -> ConfigError:
+        exp = expected or _type_name(tp)
+        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
+        return ConfigError(f"{where}: {key}: expected {exp}, got {type(value).__name__} ({shown})")
+
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key, where)
+            except ConfigError as e:
+                errors.append(e)
+        raise fail()
+    if origin is typing.Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{where}: {key}: expected one of {_type_name(tp)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise fail(f"a mapping ({tp.__name__})")
+        return _build(tp, value, key, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise fail()
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise fail(f"{len(args)} items")
+            items = [_convert(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_convert(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise fail()
+        k_tp, v_tp = get_args(tp) or (Any, Any)
+        return {
+            _convert(k, k_tp, f"{key}.{k}", where): _convert(v, v_tp, f"{key}.{k}", where)
+            for k, v in value.items()
+        }
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise fail()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads "1e-3" (no dot) as a string; accept numeric strings of that form.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise fail()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise fail()
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        raise fail()
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise fail()
+
+
+def _build(cls: type[T], data: dict, prefix: str, where: str) -> T:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for k in data:
+        if k not in fields:
+            full = f"{prefix}.{k}" if prefix else str(k)
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{where}: {full}: unknown key (known keys: {known})")
+    kwargs = {}
+    for name, f in fields.items():
+        full = f"{prefix}.{name}" if prefix else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], full, where)
+        elif f.default is _MISSING and f.default_factory is _MISSING:
+            raise ConfigError(f"{where}: {full}: required value is missing")
+    try:
+        obj = cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        # __post_init__ checks raise plain ValueErrors; give them the file and section.
+        raise ConfigError(f"{where}: {prefix or '<top>'}: {e}") from e
+    return obj
+
+
+def from_dict(cls: type[T], data: dict, where: str = "<config>") -> T:
+    """Build dataclass ``cls`` from a nested dict, checking every key and type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the top level must be a mapping, got {type(data).__name__}")
+    return _build(cls, data, "", where)
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping; syntax errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{line}: invalid YAML: {getattr(e, 'problem', e)}") from e
+    return data if data is not None else {}
+
+
+def load_config(cls: type[T], path: str | Path, overrides: dict | None = None) -> T:
+    """Load ``path`` into ``cls``; ``overrides`` (dotted keys) are applied before checking."""
+    data = load_yaml(path)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        parts = dotted.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return from_dict(cls, data, str(path))
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (nested) to plain YAML-safe data."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def save_config(obj: Any, path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(to_dict(obj), fh, sort_keys=False)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``training.lr=3e-4`` -> ("training.lr", 0.0003); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. training.max_epochs=3")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)

@@ -1,0 +1,34 @@
+"""Where the real datasets live: ``$SEQ2SEQ_ATTN_DATA``, else ``../shared/data`` beside the checkout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def data_root() -> Path | None:
+    """The shared dataset folder, or None when it is not available."""
+    env = os.environ.get("SEQ2SEQ_ATTN_DATA")
+    if env:
+        p = Path(env).expanduser()
+        return p if p.is_dir() else None
+    for candidate in (_REPO.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def dataset_path(*parts: str) -> Path:
+    """Path to a file inside the shared data folder; a clear error when it is missing."""
+    root = data_root()
+    if root is None:
+        raise FileNotFoundError(
+            "shared datasets not found: set SEQ2SEQ_ATTN_DATA to the folder holding multi30k/, imdb/, ... "
+            "(default ../shared/data beside the checkout)"
+        )
+    p = root.joinpath(*parts)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: not found in the shared data folder {root}")
+    return p
