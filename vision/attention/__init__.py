@@ -1,0 +1,1 @@
+"""Vision attention modules, one file per paper family; see ``vision.registry``."""

@@ -1,0 +1,87 @@
+"""The gate abstraction shared by all gating modules (SE, ECA, CBAM, BAM, scSE, GE, SK, SPA, FcaNet, GSoP,
+Coordinate Attention, ...), expressed in the core's terms:
+
+- score: a module-specific map from the input to gate logits, broadcastable to the input,
+  e.g. (B, C, 1, 1) for channel gates, (B, 1, H, W) for spatial gates;
+- normalize: ``gate_layer``, a core normalizer (``sigmoid`` = ``seq2seq_attn.attention.Sigmoid``) or another
+  squashing function;
+- aggregate: reweight the input, ``x * weights``.
+
+The weights are recorded through the core's capture mechanism (``capture_attention``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seq2seq_attn.attention import RecordsAttention, Sigmoid
+
+
+class HardSigmoid(nn.Module):
+    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return F.hardsigmoid(scores)
+
+
+class Tanh(nn.Module):
+    """``1 + tanh``-style gates are written by the modules; this is the plain squashing function."""
+
+    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tanh(scores)
+
+
+_GATES: dict[str, type[nn.Module]] = {"sigmoid": Sigmoid, "hard_sigmoid": HardSigmoid, "tanh": Tanh}
+
+
+def create_gate(gate_layer: str | nn.Module = "sigmoid") -> nn.Module:
+    """A normalizer mapping gate logits to weights, by name (sigmoid, hard_sigmoid, tanh) or as a module."""
+    if isinstance(gate_layer, nn.Module):
+        return gate_layer
+    if gate_layer not in _GATES:
+        raise ValueError(f"unknown gate_layer {gate_layer!r}: expected one of {', '.join(_GATES)}")
+    return _GATES[gate_layer]()
+
+
+def create_act(act_layer: str | type[nn.Module] = "relu") -> nn.Module:
+    """An activation by name (relu, gelu, silu, sigmoid, identity) or class, as timm's ``act_layer``."""
+    if isinstance(act_layer, type):
+        return act_layer()
+    table = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU, "sigmoid": nn.Sigmoid,
+             "identity": nn.Identity, "leaky_relu": nn.LeakyReLU}
+    if act_layer not in table:
+        raise ValueError(f"unknown act_layer {act_layer!r}: expected one of {', '.join(table)}")
+    return table[act_layer](inplace=True) if act_layer in ("relu", "silu", "swish", "leaky_relu") \
+        else table[act_layer]()
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
+    """Round ``v`` to a multiple of ``divisor`` (timm's convention for reduced channels)."""
+    min_value = min_value or divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < round_limit * v:
+        new_v += divisor
+    return new_v
+
+
+class GateAttention(RecordsAttention):
+    """Base class of gating modules: ``forward(x) = x * gate(gate_logits(x))``.
+
+    Subclasses implement :meth:`gate_logits` (the score step). The recorded attention map is the gate
+    weights, e.g. (B, C, 1, 1) channel weights or a (B, 1, H, W) spatial map.
+    """
+
+    def __init__(self, gate_layer: str | nn.Module = "sigmoid") -> None:
+        super().__init__()
+        self.gate = create_gate(gate_layer)
+
+    def gate_logits(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.gate(self.gate_logits(x))
+        self.record(weights)
+        return weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate_weights(x)
