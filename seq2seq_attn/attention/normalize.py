@@ -82,7 +82,7 @@ class HardMax(nn.Module):
         hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
         if mask is not None:
             hard = hard * (soft.sum(dim=-1, keepdim=True) > 0)  # fully masked rows stay zero
-        return hard + soft - soft.detach()
+        return hard + (soft - soft.detach())  # exactly one-hot forward, softmax gradient backward
 
 
 def build_normalizer(name: str, temperature: float = 1.0) -> nn.Module:
