@@ -1,0 +1,1 @@
+"""Translation: parallel data, sentencepiece subwords, attention encoder-decoders, search and scoring."""
