@@ -85,3 +85,48 @@ class GateAttention(RecordsAttention):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate_weights(x)
+
+
+class ResidualGateAttention(GateAttention):
+    """A gate applied residually, ``x * (1 + weights)`` (BAM, Residual Attention's mask branch): the identity
+    path is kept, so a gate near zero cannot erase the features."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (1 + self.gate_weights(x))
+
+
+def check_channels(channels: int, name: str = "channels") -> int:
+    """Validate a channel count (a positive int) with an error that names the argument."""
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"{name} must be a positive int, got {channels!r}")
+    return channels
+
+
+def reduced_channels(channels: int, rd_ratio: float = 1 / 16, rd_channels: int | None = None,
+                     rd_divisor: int = 1, min_channels: int = 1) -> int:
+    """The hidden width of a bottleneck: ``rd_channels`` if given, else ``channels * rd_ratio`` rounded to a
+    multiple of ``rd_divisor`` (at least ``min_channels``). ``rd_divisor=1`` is the papers' ``C / r``."""
+    check_channels(channels)
+    if rd_channels is not None:
+        return check_channels(rd_channels, "rd_channels")
+    if not rd_ratio > 0:
+        raise ValueError(f"rd_ratio must be > 0, got {rd_ratio!r}")
+    check_channels(rd_divisor, "rd_divisor")
+    return max(min_channels, make_divisible(channels * rd_ratio, rd_divisor, min_value=1, round_limit=0.0))
+
+
+class ChannelMLP(nn.Sequential):
+    """The excitation bottleneck on pooled descriptors (B, C, 1, 1) -> (B, out, 1, 1), as 1x1 convolutions:
+    ``fc(C -> hidden) [-> BN] -> act -> fc(hidden -> out)`` (SE, CBAM's shared MLP, SK's selector, ...).
+
+    ``bias`` applies to both layers; with ``norm`` the first layer has no bias (BN would cancel it).
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int | None = None,
+                 act_layer: str | type[nn.Module] = "relu", bias: bool = True, norm: bool = False) -> None:
+        out_channels = in_channels if out_channels is None else out_channels
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, hidden_channels, 1, bias=bias and not norm)]
+        if norm:
+            layers.append(nn.BatchNorm2d(hidden_channels))
+        layers += [create_act(act_layer), nn.Conv2d(hidden_channels, out_channels, 1, bias=bias)]
+        super().__init__(*layers)
