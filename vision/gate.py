@@ -130,3 +130,20 @@ class ChannelMLP(nn.Sequential):
             layers.append(nn.BatchNorm2d(hidden_channels))
         layers += [create_act(act_layer), nn.Conv2d(hidden_channels, out_channels, 1, bias=bias)]
         super().__init__(*layers)
+
+
+def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1,
+                  groups: int = 1, act_layer: str | type[nn.Module] | None = "relu") -> nn.Sequential:
+    """``Conv2d(bias=False) -> BatchNorm2d [-> act]`` with "same" padding for odd kernels (dilation included)."""
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=dilation * (kernel_size - 1) // 2,
+                  dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(out_channels),
+    ]
+    if act_layer is not None:
+        layers.append(create_act(act_layer))
+    return nn.Sequential(*layers)
