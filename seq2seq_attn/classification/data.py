@@ -1,0 +1,218 @@
+"""Reading labelled documents: CSV/TSV (optionally gzipped), JSONL, ``<label> <text>`` lines, TREC lines and
+Hugging Face datasets.
+
+Every reader yields :class:`RawExample` rows that remember where they came from, so a bad row (missing text,
+unknown label, unparsable line) is reported as ``FILE: row N: reason``. With ``skip_bad_rows`` such rows are
+dropped and counted instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..paths import dataset_path
+from .config import DataConfig
+
+#: Builders of ``datasets.load_dataset`` that read local files (their split entries are paths).
+HF_FILE_BUILDERS = ("csv", "json", "parquet", "text", "arrow")
+
+
+@dataclass
+class RawExample:
+    text: str
+    label: str  # the display name, after ``label_names``
+    source: str  # "file: row N" for error messages
+
+
+class BadRow(ValueError):
+    """A row that cannot be used; the message names the file and row."""
+
+
+@dataclass
+class SplitData:
+    examples: list[RawExample]
+    num_bad: int = 0
+
+
+def resolve_path(spec: str) -> Path:
+    """``shared:imdb/train.csv.gz`` -> the shared data folder; anything else is a normal path."""
+    if spec.startswith("shared:"):
+        return dataset_path(*spec[len("shared:"):].split("/"))
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: data file not found")
+    return path
+
+
+def _open_text(path: Path, encoding: str) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+def _label_str(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _row(text: object, label: object, source: str, cfg: DataConfig) -> RawExample:
+    if not isinstance(text, str) or not text.strip():
+        raise BadRow(f"{source}: missing text (column {cfg.text_column!r})")
+    name = _label_str(label)
+    if name is None:
+        raise BadRow(f"{source}: missing label (column {cfg.label_column!r})")
+    if cfg.label_names is not None:
+        if name not in cfg.label_names:
+            known = ", ".join(sorted(cfg.label_names))
+            raise BadRow(f"{source}: label {name!r} is not in data.label_names ({known})")
+        name = cfg.label_names[name]
+    return RawExample(text, name, source)
+
+
+def _read_delimited(path: Path, cfg: DataConfig, delimiter: str) -> Iterator[RawExample | BadRow]:
+    with _open_text(path, cfg.encoding) as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        header = reader.fieldnames or []
+        for column in (cfg.text_column, cfg.label_column):
+            if column not in header:
+                raise ValueError(f"{path}: no column {column!r} in the header ({', '.join(header)})")
+        for i, row in enumerate(reader, start=1):
+            source = f"{path}: row {i} (line {reader.line_num})"
+            if None in row or any(v is None for v in row.values()):
+                yield BadRow(f"{source}: expected {len(header)} fields")
+                continue
+            try:
+                yield _row(row[cfg.text_column], row[cfg.label_column], source, cfg)
+            except BadRow as e:
+                yield e
+
+
+def _read_lines(path: Path, cfg: DataConfig) -> Iterator[RawExample | BadRow]:
+    with _open_text(path, cfg.encoding) as fh:
+        for i, line in enumerate(fh, start=1):
+            line = line.strip()
+            source = f"{path}: row {i}"
+            if not line:
+                continue  # blank lines separate nothing in these formats
+            try:
+                if cfg.format == "jsonl":
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise BadRow(f"{source}: invalid JSON ({e.msg})") from None
+                    if not isinstance(obj, dict):
+                        raise BadRow(f"{source}: expected a JSON object")
+                    yield _row(obj.get(cfg.text_column), obj.get(cfg.label_column), source, cfg)
+                elif cfg.format == "label_first":
+                    label, _, text = line.partition(" ")
+                    yield _row(text, label, source, cfg)
+                else:  # trec: "COARSE:fine question"
+                    label, _, text = line.partition(" ")
+                    coarse, colon, fine = label.partition(":")
+                    if not colon or not coarse or not fine:
+                        raise BadRow(f"{source}: expected 'COARSE:fine question', got {line[:40]!r}")
+                    yield _row(text, label if cfg.trec_fine else coarse, source, cfg)
+            except BadRow as e:
+                yield e
+
+
+def _read_hf(spec: str, cfg: DataConfig) -> Iterator[RawExample | BadRow]:
+    # Never download: this project runs without network; local files and the local cache only.
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import datasets
+
+    if cfg.hf_name in HF_FILE_BUILDERS:
+        path = resolve_path(spec)
+        ds = datasets.load_dataset(cfg.hf_name, cfg.hf_config, data_files={"split": str(path)}, split="split")
+        where = str(path)
+    else:
+        ds = datasets.load_dataset(cfg.hf_name, cfg.hf_config, split=spec)
+        where = f"{cfg.hf_name}[{spec}]"
+    for column in (cfg.text_column, cfg.label_column):
+        if column not in ds.column_names:
+            raise ValueError(f"{where}: no column {column!r} (columns: {', '.join(ds.column_names)})")
+    feature = ds.features[cfg.label_column]
+    names = getattr(feature, "names", None)  # a ClassLabel column stores ints; show its names
+    for i, row in enumerate(ds, start=1):
+        label = row[cfg.label_column]
+        if names is not None and isinstance(label, int) and 0 <= label < len(names):
+            label = names[label]
+        try:
+            yield _row(row[cfg.text_column], label, f"{where}: row {i}", cfg)
+        except BadRow as e:
+            yield e
+
+
+def read_split(spec: str, cfg: DataConfig) -> SplitData:
+    """Read one split; bad rows raise (naming file and row) unless ``cfg.skip_bad_rows``."""
+    if cfg.format == "hf":
+        rows = _read_hf(spec, cfg)
+    else:
+        path = resolve_path(spec)
+        if cfg.format in ("csv", "tsv"):
+            rows = _read_delimited(path, cfg, "," if cfg.format == "csv" else "\t")
+        else:
+            rows = _read_lines(path, cfg)
+    out = SplitData([])
+    try:
+        for row in rows:
+            if isinstance(row, BadRow):
+                if not cfg.skip_bad_rows:
+                    raise row
+                out.num_bad += 1
+            else:
+                out.examples.append(row)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{spec}: cannot decode as {cfg.encoding} ({e.reason}); set data.encoding") from None
+    if not out.examples:
+        raise ValueError(f"{spec}: no usable rows")
+    return out
+
+
+def label_set(train: list[RawExample], cfg: DataConfig) -> list[str]:
+    """The label order used by the model: ``cfg.labels``, else the sorted training labels (numerically when
+    they are all integers)."""
+    if cfg.labels is not None:
+        if len(set(cfg.labels)) != len(cfg.labels):
+            raise ValueError("data.labels has duplicates")
+        return list(cfg.labels)
+    names = {ex.label for ex in train}
+    if all(n.lstrip("-").isdigit() for n in names):
+        return sorted(names, key=int)
+    return sorted(names)
+
+
+def check_labels(split: SplitData, labels: list[str], cfg: DataConfig) -> SplitData:
+    """Drop (or report) rows whose label is not in ``labels``."""
+    known = set(labels)
+    kept = []
+    for ex in split.examples:
+        if ex.label in known:
+            kept.append(ex)
+        elif cfg.skip_bad_rows:
+            split.num_bad += 1
+        else:
+            raise BadRow(f"{ex.source}: unknown label {ex.label!r} (labels: {', '.join(labels)})")
+    split.examples = kept
+    return split
+
+
+def hold_out(examples: list[RawExample], fraction: float, seed: int) -> tuple[list[RawExample], list[RawExample]]:
+    """Seeded split of ``examples`` into (train, valid); the files may be sorted by label, so shuffle first."""
+    order = np.random.default_rng(seed).permutation(len(examples))
+    n_valid = int(round(len(examples) * fraction))
+    return [examples[i] for i in order[n_valid:]], [examples[i] for i in order[:n_valid]]

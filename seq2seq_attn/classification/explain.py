@@ -1,0 +1,95 @@
+"""Explanations of predictions: one JSONL record per document with each token's attention weight (and each
+sentence's, for HAN), and a self-contained HTML page that highlights the tokens by weight."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Explanation:
+    text: str
+    label: str
+    probabilities: dict[str, float]
+    tokens: list[str]
+    # The document-level weight of each token; sums to one over a document. For HAN it is the token's word
+    # weight times its sentence's weight.
+    weights: list[float]
+    sentence_spans: list[tuple[int, int]]  # [start, end) token indices of each sentence
+    sentence_weights: list[float] | None = None  # HAN only; sums to one
+    word_weights: list[float] | None = None  # HAN only: weight inside the token's sentence
+
+    def record(self, index: int) -> dict:
+        tokens = []
+        for i, (tok, w) in enumerate(zip(self.tokens, self.weights)):
+            item = {"token": tok, "weight": round(w, 6)}
+            if self.word_weights is not None:
+                item["word_weight"] = round(self.word_weights[i], 6)
+            tokens.append(item)
+        rec = {"index": index, "label": self.label, "probabilities": self.probabilities, "text": self.text,
+               "tokens": tokens}
+        if self.sentence_weights is not None:
+            rec["sentences"] = [{"start": s, "end": e, "weight": round(w, 6)}
+                                for (s, e), w in zip(self.sentence_spans, self.sentence_weights)]
+        return rec
+
+
+def write_jsonl(explanations: list[Explanation], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, ex in enumerate(explanations):
+            fh.write(json.dumps(ex.record(i), ensure_ascii=False) + "\n")
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; line-height: 1.9; color: #222; }
+section.doc { border: 1px solid #ddd; border-radius: 6px; padding: 0.8rem 1rem; margin-bottom: 1.2rem; }
+section.doc h2 { font-size: 1rem; margin: 0 0 0.4rem 0; }
+.probs { font-size: 0.85rem; color: #555; }
+.tok { border-radius: 3px; padding: 0.05rem 0.1rem; }
+.sent { display: flex; gap: 0.6rem; align-items: baseline; }
+.sentbar { flex: 0 0 4rem; height: 0.6rem; background: #eee; border-radius: 3px; position: relative; }
+.sentbar span { position: absolute; left: 0; top: 0; bottom: 0; background: #2563eb; border-radius: 3px; }
+.legend { font-size: 0.85rem; color: #555; }
+"""
+
+
+def _token_html(token: str, weight: float, scale: float, word_weight: float | None) -> str:
+    alpha = min(1.0, weight / scale) if scale > 0 else 0.0
+    title = f"weight {weight:.4f}" + (f", in sentence {word_weight:.4f}" if word_weight is not None else "")
+    return (f'<span class="tok" style="background-color: rgba(220, 38, 38, {alpha:.3f})" '
+            f'title="{title}">{html.escape(token)}</span>')
+
+
+def _doc_html(index: int, ex: Explanation) -> str:
+    probs = ", ".join(f"{html.escape(k)} {v:.3f}" for k, v in ex.probabilities.items())
+    parts = [f'<section class="doc" id="doc-{index}">',
+             f"<h2>document {index}: {html.escape(ex.label)}</h2>", f'<div class="probs">{probs}</div>']
+    scale = max(ex.weights, default=0.0)  # the most attended token of each document is fully coloured
+    for s, (start, end) in enumerate(ex.sentence_spans):
+        toks = " ".join(
+            _token_html(ex.tokens[i], ex.weights[i], scale, ex.word_weights[i] if ex.word_weights else None)
+            for i in range(start, end))
+        if ex.sentence_weights is not None:
+            w = ex.sentence_weights[s]
+            parts.append(f'<div class="sent"><div class="sentbar" title="sentence weight {w:.4f}">'
+                         f'<span style="width: {100 * w:.1f}%"></span></div><div>{toks}</div></div>')
+        else:
+            parts.append(f"<p>{toks}</p>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def write_html(explanations: list[Explanation], path: Path, title: str = "attention explanations") -> None:
+    """One page, no external resources: one section per document, tokens shaded by their weight."""
+    legend = ("Token colour: attention weight relative to the most attended token of the document. "
+              "Blue bars (HAN): each sentence's attention weight. Hover a token for its exact weight.")
+    body = "\n".join(_doc_html(i, ex) for i, ex in enumerate(explanations))
+    page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}'
+            f"</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+            f'<p class="legend">{legend}</p>\n{body}\n</body>\n</html>\n')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")

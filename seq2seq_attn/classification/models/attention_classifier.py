@@ -1,0 +1,35 @@
+"""The attention classifier of Sun & Lu (2020), "Understanding Attention for Text Classification" (ACL):
+token embeddings, an optional bidirectional LSTM/GRU, attention pooling with a learned query (scaled dot or
+tanh-additive score, masked softmax) and a linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import ClassifierOutput, padding_mask
+from .pooling import QueryAttentionPooling
+from .rnn import BiRNN
+
+
+class AttentionClassifier(nn.Module):
+    def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, hidden_size: int = 128,
+                 encoder: str = "lstm", score: str = "additive", attention_dim: int | None = None,
+                 dropout: float = 0.3, embed_dropout: float = 0.1) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.encoder = None if encoder == "none" else BiRNN(embed_dim, hidden_size, encoder)
+        dim = embed_dim if self.encoder is None else self.encoder.output_size
+        self.pool = QueryAttentionPooling(dim, score, attention_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> ClassifierOutput:
+        # tokens (B, T), lengths (B,)
+        mask = padding_mask(lengths, tokens.size(1))  # (B, T)
+        states = self.embed_dropout(self.embed(tokens))  # (B, T, E)
+        if self.encoder is not None:
+            states = self.encoder(states, lengths)  # (B, T, 2H)
+        pooled, weights = self.pool(states, mask)  # (B, D), (B, T)
+        return ClassifierOutput(self.head(self.dropout(pooled)), weights)

@@ -1,0 +1,42 @@
+"""Attention pooling with a learned query: the attention layer of the classifiers studied by Sun & Lu (2020,
+"Understanding Attention for Text Classification") and of HAN (Yang et al., 2016).
+
+A single learned query vector ``q`` (a ``(1, 1, D)`` parameter expanded over the batch) is scored against
+every state ``h_t`` with the core's score functions; masked softmax turns the scores into weights and the
+pooled vector is their weighted sum::
+
+    scaled_dot: s_t = q . h_t / sqrt(D)
+    additive:   s_t = v^T tanh(W_q q + W_k h_t)     (Yang et al.'s u_t = tanh(W h_t + b), s_t = u_t . u_w)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...attention import AdditiveScore, Attention, ScaledDotScore, Softmax
+
+
+class QueryAttentionPooling(nn.Module):
+    """Pool ``(B, T, D)`` states into ``(B, D)`` with a learned query; returns the pooled vectors and weights."""
+
+    def __init__(self, dim: int, score: str = "additive", attention_dim: int | None = None) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.empty(1, 1, dim))
+        nn.init.normal_(self.query, std=dim ** -0.5)
+        if score == "scaled_dot":
+            scorer = ScaledDotScore()
+        elif score == "additive":
+            scorer = AdditiveScore(dim, dim, attention_dim or dim)
+        else:
+            raise ValueError(f"unknown pooling score {score!r}: expected scaled_dot or additive")
+        self.attention = Attention(scorer, Softmax())
+
+    def forward(
+        self,
+        states: torch.Tensor,  # (B, T, D)
+        pad_mask: torch.Tensor,  # (B, T) bool, True = padding
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        query = self.query.expand(states.size(0), 1, -1)  # (B, 1, D)
+        pooled, weights = self.attention(query, states, mask=pad_mask.unsqueeze(1))  # (B, 1, D), (B, 1, T)
+        return pooled.squeeze(1), weights.squeeze(1)  # (B, D), (B, T)

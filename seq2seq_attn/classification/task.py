@@ -1,0 +1,215 @@
+"""Classification as a trainer ``Task``: documents are encoded once, batched by similar length and scored
+with cross-entropy; validation reports accuracy, macro-F1 and loss."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..training.task import StepOutput
+from .config import ClassificationConfig, DataConfig
+from .data import RawExample, check_labels, hold_out, label_set, read_split
+from .metrics import confusion_matrix, report
+from .models import ClassifierOutput, build_model
+from .text import EncodedDoc, Vocab, build_vocab, clean, encode, load_vocab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodedSplit:
+    docs: list[EncodedDoc]
+    labels: np.ndarray  # (N,) int64 class indices
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+
+def encode_split(examples: list[RawExample], labels: list[str], vocab: Vocab, cfg: DataConfig,
+                 hierarchical: bool) -> EncodedSplit:
+    index = {name: i for i, name in enumerate(labels)}
+    docs = [encode(ex.text, vocab, cfg, hierarchical) for ex in examples]
+    return EncodedSplit(docs, np.asarray([index[ex.label] for ex in examples], dtype=np.int64))
+
+
+def collate_docs(docs: Sequence[EncodedDoc], hierarchical: bool) -> dict[str, torch.Tensor]:
+    """Pad documents into model inputs.
+
+    Flat: ``tokens`` (B, T), ``lengths`` (B,). Hierarchical: ``tokens`` (B, S, W), ``sentence_lengths``
+    (B, S). A document with no tokens gets length 0 (its attention weights are all zero).
+    """
+    if not hierarchical:
+        lengths = torch.tensor([len(d.ids) for d in docs], dtype=torch.long)
+        tokens = torch.zeros(len(docs), max(1, int(lengths.max())), dtype=torch.long)
+        for i, d in enumerate(docs):
+            tokens[i, : len(d.ids)] = torch.from_numpy(d.ids.astype(np.int64))
+        return {"tokens": tokens, "lengths": lengths}
+    num_sents = max(1, max(len(d.sentence_lengths) for d in docs))
+    width = max(1, max((int(d.sentence_lengths.max()) for d in docs if len(d.sentence_lengths)), default=1))
+    tokens = torch.zeros(len(docs), num_sents, width, dtype=torch.long)
+    sentence_lengths = torch.zeros(len(docs), num_sents, dtype=torch.long)
+    for i, d in enumerate(docs):
+        start = 0
+        for j, n in enumerate(d.sentence_lengths.tolist()):
+            tokens[i, j, :n] = torch.from_numpy(d.ids[start:start + n].astype(np.int64))
+            sentence_lengths[i, j] = n
+            start += n
+    return {"tokens": tokens, "sentence_lengths": sentence_lengths}
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
+                   bucket: bool) -> list[list[int]]:
+    """Index batches; with ``bucket`` documents are sorted by length inside chunks of 50 batches so that
+    padding stays small while the order is still random (``rng=None``: no shuffling, for evaluation)."""
+    order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
+    if bucket:
+        chunk = batch_size * 50
+        parts = np.array_split(order, max(1, -(-len(order) // chunk)))
+        order = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
+    batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+@torch.no_grad()
+def predict_docs(model: nn.Module, docs: Sequence[EncodedDoc], hierarchical: bool, batch_size: int,
+                 device: torch.device) -> list[ClassifierOutput]:
+    """Run ``model`` over ``docs`` in length-sorted batches; outputs come back in input order, on the CPU."""
+    was_training = model.training
+    model.eval()
+    lengths = np.asarray([len(d.ids) for d in docs])
+    order = np.argsort(lengths, kind="stable")
+    outs: list[ClassifierOutput | None] = [None] * len(docs)
+    for start in range(0, len(docs), batch_size):
+        idx = order[start:start + batch_size].tolist()
+        batch = {k: v.to(device) for k, v in collate_docs([docs[i] for i in idx], hierarchical).items()}
+        out = model(**batch)
+        for row, i in enumerate(idx):
+            sw = out.sentence_weights[row].float().cpu() if out.sentence_weights is not None else None
+            outs[i] = ClassifierOutput(out.logits[row].float().cpu(), out.token_weights[row].float().cpu(), sw)
+    model.train(was_training)
+    return outs  # type: ignore[return-value]
+
+
+def evaluate_split(model: nn.Module, split: EncodedSplit, labels: list[str], hierarchical: bool,
+                   batch_size: int, device: torch.device) -> tuple[dict, np.ndarray]:
+    """Metrics (accuracy, macro-F1, loss, per-class) and the confusion matrix of ``model`` on ``split``."""
+    outs = predict_docs(model, split.docs, hierarchical, batch_size, device)
+    logits = torch.stack([o.logits for o in outs])  # (N, C)
+    target = torch.from_numpy(split.labels)
+    cm = confusion_matrix(split.labels, logits.argmax(-1).numpy(), len(labels))
+    metrics = report(cm, labels)
+    metrics["loss"] = float(F.cross_entropy(logits, target))
+    return metrics, cm
+
+
+class ClassificationData:
+    """The label set, the vocabulary and the encoded train / valid / test splits of one config."""
+
+    def __init__(self, cfg: ClassificationConfig, run_dir: Path | None = None, resume: bool = False) -> None:
+        """Read and encode the data; with ``run_dir`` save the label set and vocabulary there (``resume``:
+        reuse the ones saved before, so a resumed run sees exactly the same ids)."""
+        data = cfg.data
+        self.hierarchical = cfg.model.type == "han"
+        self.num_bad = 0
+        raw = read_split(data.train, data)
+        self.num_bad += raw.num_bad
+        train = raw.examples
+        # The files may be sorted by label (IMDB): always shuffle, seeded, before holding out or truncating.
+        train = [train[i] for i in np.random.default_rng(cfg.training.seed).permutation(len(train))]
+        if data.max_train_docs is not None:
+            train = train[: data.max_train_docs]
+        saved = Path(run_dir) / "labels.json" if run_dir is not None else None
+        if resume and saved is not None and saved.is_file():
+            self.labels = json.loads(saved.read_text(encoding="utf-8"))
+        else:
+            self.labels = label_set(train, data)
+        valid: list[RawExample] = []
+        if data.valid is not None:
+            valid = self._read(data.valid, data)
+        elif data.valid_fraction > 0:
+            train, valid = hold_out(train, data.valid_fraction, cfg.training.seed)
+        train_split = check_labels(type(raw)(train), self.labels, data)
+        self.num_bad += train_split.num_bad
+        train = train_split.examples
+
+        if resume and run_dir is not None and (Path(run_dir) / "vocab.json").is_file():
+            self.vocab = load_vocab(Path(run_dir))
+        else:
+            self.vocab = build_vocab([clean(ex.text, data) for ex in train], data)
+        if run_dir is not None:
+            self.save(Path(run_dir))
+        self.train = encode_split(train, self.labels, self.vocab, data, self.hierarchical)
+        self.valid = encode_split(valid, self.labels, self.vocab, data, self.hierarchical) if valid else None
+        sizes = f"train {len(self.train)}, valid {len(self.valid) if self.valid else 0}"
+        log.info("data: %s documents; %d labels; vocabulary %d; %d bad rows skipped",
+                 sizes, len(self.labels), len(self.vocab), self.num_bad)
+
+    def _read(self, spec: str, data: DataConfig) -> list[RawExample]:
+        split = check_labels(read_split(spec, data), self.labels, data)
+        self.num_bad += split.num_bad
+        return split.examples
+
+    def save(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.vocab.save(run_dir)
+        (run_dir / "labels.json").write_text(json.dumps(self.labels), encoding="utf-8")
+
+
+def load_split(cfg: ClassificationConfig, run_dir: Path, spec: str) -> tuple[EncodedSplit, list[str], int]:
+    """Encode one labelled file with a trained run's vocabulary and labels; returns it, the labels and the
+    number of bad rows skipped."""
+    labels_path = Path(run_dir) / "labels.json"
+    if not labels_path.is_file():
+        raise FileNotFoundError(f"{labels_path}: no label set in the run directory")
+    labels = json.loads(labels_path.read_text(encoding="utf-8"))
+    split = check_labels(read_split(spec, cfg.data), labels, cfg.data)
+    encoded = encode_split(split.examples, labels, load_vocab(Path(run_dir)), cfg.data, cfg.model.type == "han")
+    return encoded, labels, split.num_bad
+
+
+class ClassificationTask:
+    """The trainer's view of a classification config (see :mod:`seq2seq_attn.training.task`)."""
+
+    unit = "doc"
+
+    def __init__(self, cfg: ClassificationConfig, data: ClassificationData) -> None:
+        self.cfg = cfg
+        self.data = data
+        self._lengths = np.asarray([len(d.ids) for d in data.train.docs])
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.cfg.model, len(self.data.vocab), len(self.data.labels))
+
+    def train_batches(self, epoch: int) -> list[list[int]]:
+        rng = np.random.default_rng([self.cfg.training.seed, epoch])
+        return length_batches(self._lengths, self.cfg.data.batch_size, rng, self.cfg.data.bucket)
+
+    def collate(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        batch = collate_docs([self.data.train.docs[i] for i in indices], self.data.hierarchical)
+        batch["labels"] = torch.from_numpy(self.data.train.labels[list(indices)])
+        return batch
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        out = model(**inputs)
+        labels = batch["labels"]
+        loss_sum = F.cross_entropy(out.logits.float(), labels, reduction="sum")
+        correct = (out.logits.argmax(-1) == labels).sum().item()
+        n = labels.numel()
+        return StepOutput(loss_sum, n, n, {"acc": correct / max(1, n)})
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        split = self.data.valid if self.data.valid is not None else self.data.train
+        metrics, _ = evaluate_split(model, split, self.data.labels, self.data.hierarchical,
+                                    self.cfg.data.eval_batch_size, device)
+        return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "loss": metrics["loss"]}
