@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+_OPTIMIZERS = ("adam", "adamw", "sgd")
+_SCHEDULES = ("constant", "noam", "cosine", "step", "plateau")
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 
 @dataclass
 class TrainingConfig:
     run_dir: str = "runs/default"
     seed: int = 1
     deterministic: bool = False
-    device: str = "auto"  # auto -> cuda, mps, cpu
+    device: str = "auto"  # auto -> cuda, mps, cpu; or "cpu", "cuda", "cuda:1", "mps"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on GPU, fp32 on CPU
     compile: bool = False
     channels_last: bool = False
@@ -21,7 +25,7 @@ class TrainingConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # never applied to biases and norm weights (parameters with ndim <= 1)
     accumulate: int = 1
     clip_grad_norm: float | None = None
     # schedule
@@ -43,17 +47,46 @@ class TrainingConfig:
     keep_last: int = 3
     save_every: int | None = None  # optimizer steps; None = with every evaluation
     # robustness and logging
-    max_nonfinite: int = 5
-    log_every: int = 50
+    max_nonfinite: int = 5  # non-finite losses in a row before the run stops with an error
+    log_every: int = 50  # optimizer steps between lines in metrics.jsonl / train.log
     num_workers: int = 0
-    tensorboard: bool = False
+    tensorboard: bool = True  # used when the tensorboard package is installed
+    progress: bool = True  # tqdm bar per epoch (rank 0)
+    ddp_find_unused_parameters: bool = False
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.accumulate < 1:
-            raise ValueError(f"accumulate must be >= 1, got {self.accumulate}")
-        if self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
-        if self.keep_last < 1:
-            raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
+        checks = [
+            (self.lr > 0, "lr", "> 0"),
+            (self.accumulate >= 1, "accumulate", ">= 1"),
+            (self.max_epochs >= 1, "max_epochs", ">= 1"),
+            (self.keep_last >= 1, "keep_last", ">= 1"),
+            (self.warmup_steps >= 0, "warmup_steps", ">= 0"),
+            (self.min_lr >= 0, "min_lr", ">= 0"),
+            (self.min_lr <= self.lr, "min_lr", f"<= lr ({self.lr})"),
+            (self.step_size >= 1, "step_size", ">= 1"),
+            (0 < self.gamma <= 1, "gamma", "in (0, 1]"),
+            (self.plateau_patience >= 0, "plateau_patience", ">= 0"),
+            (self.weight_decay >= 0, "weight_decay", ">= 0"),
+            (self.momentum >= 0, "momentum", ">= 0"),
+            (all(0 <= b < 1 for b in self.betas), "betas", "in [0, 1)"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps", ">= 1 or null"),
+            (self.max_minutes is None or self.max_minutes > 0, "max_minutes", "> 0 or null"),
+            (self.eval_every is None or self.eval_every >= 1, "eval_every", ">= 1 or null"),
+            (self.save_every is None or self.save_every >= 1, "save_every", ">= 1 or null"),
+            (self.patience is None or self.patience >= 1, "patience", ">= 1 or null"),
+            (self.clip_grad_norm is None or self.clip_grad_norm > 0, "clip_grad_norm", "> 0 or null"),
+            (self.max_nonfinite >= 1, "max_nonfinite", ">= 1"),
+            (self.log_every >= 1, "log_every", ">= 1"),
+            (self.num_workers >= 0, "num_workers", ">= 0"),
+            (self.optimizer in _OPTIMIZERS, "optimizer", f"one of {', '.join(_OPTIMIZERS)}"),
+            (self.schedule in _SCHEDULES, "schedule", f"one of {', '.join(_SCHEDULES)}"),
+            (self.precision in _PRECISIONS, "precision", f"one of {', '.join(_PRECISIONS)}"),
+            (self.metric_mode in ("min", "max"), "metric_mode", "'min' or 'max'"),
+            (not (self.nesterov and self.momentum == 0), "nesterov", "used with momentum > 0"),
+            (bool(self.metric), "metric", "a metric name"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise ValueError(f"{key} must be {expected}, got {getattr(self, key)!r}")
+        if self.schedule == "noam" and self.warmup_steps < 1:
+            raise ValueError("warmup_steps must be >= 1 for the noam schedule, got 0")

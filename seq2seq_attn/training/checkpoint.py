@@ -1,0 +1,300 @@
+"""Checkpoints: weights as safetensors, trainer state as a weights-only torch file, both written atomically.
+
+Layout of a run dir::
+
+    checkpoints/step-000123.safetensors   model weights (shared tensors stored once, aliases in the metadata)
+    checkpoints/step-000123.state.pt      optimizer, schedule, scaler, counters, RNG states, data position
+    latest.json                           names the newest *complete* pair; replaced last, atomically
+    best.safetensors + best.json          weights at the best evaluation and its metric
+
+Every file is written to a temporary name, fsynced and renamed, so a crash mid-write never leaves a
+truncated file under a name that ``latest.json`` points at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+CKPT_DIR = "checkpoints"
+LATEST = "latest.json"
+BEST_WEIGHTS = "best.safetensors"
+BEST_INFO = "best.json"
+_STEP_RE = re.compile(r"^step-(\d+)\.safetensors$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or does not fit the model. The message names the file."""
+
+
+# ---------------------------------------------------------------------------------------------- atomic I/O
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. directories cannot be opened on some platforms
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(fh)`` into a temp file, fsync it, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: corrupt JSON ({e.msg} at line {e.lineno})") from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+# ------------------------------------------------------------------------------------------------- weights
+
+
+def _dedupe(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Store tensors that share memory (tied embeddings) once: ``alias -> kept name``."""
+    kept: dict[tuple, str] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    for name, t in state.items():
+        key = None
+        if t.numel():
+            key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if key is not None and key in kept:
+            aliases[name] = kept[key]
+            continue
+        if key is not None:
+            kept[key] = name
+        tensors[name] = t.detach().to("cpu").contiguous()
+    return tensors, aliases
+
+
+def weights_to_bytes(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> bytes:
+    tensors, aliases = _dedupe(state)
+    meta = {"format": "pt", "aliases": json.dumps(aliases), **(metadata or {})}
+    return safetensors_bytes(tensors, metadata=meta)
+
+
+def save_weights(
+    state: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str] | None = None
+) -> None:
+    atomic_write_bytes(path, weights_to_bytes(state, metadata))
+
+
+def read_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """All tensors of a weights file (aliases restored). Missing, truncated or corrupt files name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+        aliases = json.loads(meta.get("aliases", "{}"))
+    except Exception as e:  # SafetensorError, OSError, JSONDecodeError
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_first_line(e)})") from e
+    for alias, name in aliases.items():
+        state[alias] = state[name]
+    return state
+
+
+def _names(items: list[str], most: int = 6) -> str:
+    shown = ", ".join(items[:most])
+    return shown + (f" (+{len(items) - most} more)" if len(items) > most else "")
+
+
+def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """``model.load_state_dict`` with a one-line error naming every mismatched tensor and the file."""
+    own = model.state_dict()
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    problems = []
+    if mismatched:
+        problems.append(f"shape mismatch: {_names(mismatched)}")
+    if missing:
+        problems.append(f"missing in checkpoint: {_names(missing)}")
+    if unexpected:
+        problems.append(f"not in model: {_names(unexpected)}")
+    if problems:
+        raise CheckpointError(f"{path}: checkpoint does not fit the model ({'; '.join(problems)})")
+    model.load_state_dict(state)
+
+
+# ------------------------------------------------------------------------------------------- trainer state
+
+
+def save_state(state: dict, path: str | Path) -> None:
+    atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+def read_state(path: str | Path) -> dict:
+    """Load trainer state with ``weights_only=True``; a truncated or corrupt file is named in the error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: trainer state not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # RuntimeError, EOFError, UnpicklingError, ...
+        raise CheckpointError(f"{path}: corrupt or truncated trainer state ({_first_line(e)})") from e
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"{path}: not a trainer state file")
+    return state
+
+
+# ---------------------------------------------------------------------------------------------- run dirs
+
+
+def checkpoint_paths(run_dir: str | Path, step: int) -> tuple[Path, Path]:
+    base = Path(run_dir) / CKPT_DIR / f"step-{step:06d}"
+    return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".state.pt")
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path, Path]]:
+    """Complete (weights, state) pairs in ``run_dir/checkpoints``, oldest first."""
+    folder = Path(run_dir) / CKPT_DIR
+    found = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _STEP_RE.match(p.name)
+            if m:
+                step = int(m.group(1))
+                weights, state = checkpoint_paths(run_dir, step)
+                if state.is_file():
+                    found.append((step, weights, state))
+    return sorted(found)
+
+
+def read_latest(run_dir: str | Path) -> dict | None:
+    """``latest.json`` with absolute paths, or None when the run has no checkpoint yet."""
+    run_dir = Path(run_dir)
+    path = run_dir / LATEST
+    if not path.is_file():
+        return None
+    info = read_json(path)
+    if not isinstance(info, dict) or not {"step", "weights", "state"} <= set(info):
+        raise CheckpointError(f"{path}: expected keys step, weights, state")
+    return {**info, "weights": run_dir / info["weights"], "state": run_dir / info["state"]}
+
+
+def write_checkpoint(
+    run_dir: str | Path, weights: Mapping[str, torch.Tensor], state: dict, step: int, keep_last: int
+) -> Path:
+    """Write the pair for ``step``, then point ``latest.json`` at it, then prune old pairs."""
+    run_dir = Path(run_dir)
+    (run_dir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
+    w_path, s_path = checkpoint_paths(run_dir, step)
+    save_weights(weights, w_path, {"step": str(step)})
+    save_state(state, s_path)
+    atomic_write_json(
+        run_dir / LATEST,
+        {"step": step, "weights": str(w_path.relative_to(run_dir)), "state": str(s_path.relative_to(run_dir))},
+    )
+    prune_checkpoints(run_dir, keep_last, current=step)
+    return w_path
+
+
+def prune_checkpoints(run_dir: str | Path, keep_last: int, current: int) -> None:
+    """Keep the ``keep_last`` newest pairs up to ``current``; pairs after it are stale (from a killed run)."""
+    pairs = list_checkpoints(run_dir)
+    stale = [p for p in pairs if p[0] > current]
+    older = [p for p in pairs if p[0] <= current]
+    for _, w, s in stale + older[:-keep_last]:
+        w.unlink(missing_ok=True)
+        s.unlink(missing_ok=True)
+
+
+def write_best(run_dir: str | Path, weights: Mapping[str, torch.Tensor], info: dict) -> None:
+    run_dir = Path(run_dir)
+    save_weights(weights, run_dir / BEST_WEIGHTS, {"step": str(info.get("step", ""))})
+    atomic_write_json(run_dir / BEST_INFO, info)
+
+
+def resolve_weights(run_dir: str | Path, which: str = "best") -> Path:
+    """The weights file for ``which`` ("best" falls back to "latest"); ``run_dir`` may also be a file."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        return run_dir
+    if which not in ("best", "latest"):
+        raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+    if which == "best" and (run_dir / BEST_WEIGHTS).is_file():
+        return run_dir / BEST_WEIGHTS
+    latest = read_latest(run_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint found (no {BEST_WEIGHTS} or {LATEST})")
+    return latest["weights"]
+
+
+def load_weights(
+    model: nn.Module, run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"
+) -> Path:
+    """Load a run's best (or latest) weights into ``model`` for inference; returns the file used."""
+    path = resolve_weights(run_dir, which)
+    load_state_dict_checked(model, read_weights(path, device), path)
+    return path
+
+
+def average_weights(paths: Iterable[str | Path]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point tensors over several weight files (others from the last file)."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    total: dict[str, torch.Tensor] = {}
+    last: dict[str, torch.Tensor] = {}
+    for path in paths:
+        state = read_weights(path)
+        if total and set(state) != set(total):
+            raise CheckpointError(f"{path}: tensor names differ from {paths[0]}")
+        for k, v in state.items():
+            if k in total and v.shape != total[k].shape:
+                raise CheckpointError(f"{path}: {k} has shape {tuple(v.shape)}, {paths[0]} has {tuple(total[k].shape)}")
+            acc = v.to(torch.float64)
+            total[k] = total[k] + acc if k in total else acc
+        last = state
+    return {k: (total[k] / len(paths)).to(v.dtype) if v.is_floating_point() else v for k, v in last.items()}

@@ -1,0 +1,82 @@
+"""Command-line helpers so that each task's ``train`` subcommand is a few lines::
+
+def register(sub):
+    p = sub.add_parser("train-foo")
+    p.add_argument("config")
+    add_training_args(p)
+    p.set_defaults(func=run)
+
+def run(args):
+    cfg = load_config(FooConfig, args.config, overrides_from_args(args))
+    return train_from_args(FooTask(cfg), cfg.training, cfg, args)
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from ..config import parse_override
+from .config import TrainingConfig
+from .trainer import NonFiniteLossError, Trainer
+
+
+def add_training_args(parser: argparse.ArgumentParser) -> None:
+    """``--resume``, ``--overwrite``, ``--device`` and repeatable ``--set KEY=VALUE``."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--resume", action="store_true", help="continue training.run_dir from its latest checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="clear the trainer's files in training.run_dir, start over")
+    g.add_argument("--device", default=None, help="override training.device: auto, cpu, cuda, cuda:N or mps")
+    g.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (YAML syntax), e.g. --set training.lr=3e-4; repeatable",
+    )
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` values as the dotted-key dict that ``load_config(..., overrides=...)`` takes."""
+    return dict(parse_override(text) for text in getattr(args, "overrides", None) or [])
+
+
+def run_training(
+    task: Any,
+    cfg_training: TrainingConfig,
+    full_config: Any = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str | None = None,
+) -> int:
+    """Train and return an exit code: 0 when done, 128 + signal number when stopped by SIGINT/SIGTERM
+    (after writing a checkpoint), 1 after too many non-finite losses. Bad input raises ``ValueError``."""
+    trainer = Trainer(task, cfg_training, full_config, resume=resume, overwrite=overwrite, device=device)
+    try:
+        summary = trainer.fit()
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if summary["stopped"] == "signal":
+        return 128 + int(getattr(signal, summary["signal"] or "SIGINT", signal.SIGINT))
+    best = summary["best_value"]
+    print(
+        f"trained {summary['steps']} steps ({summary['stopped']}) in {summary['wall_seconds']:.1f}s; "
+        f"best {summary['best_metric']} {best if best is not None else 'n/a'}; run dir {summary['run_dir']}"
+    )
+    return 0
+
+
+def train_from_args(task: Any, cfg_training: TrainingConfig, full_config: Any, args: argparse.Namespace) -> int:
+    """:func:`run_training` with the flags added by :func:`add_training_args`."""
+    return run_training(
+        task,
+        cfg_training,
+        full_config,
+        resume=getattr(args, "resume", False),
+        overwrite=getattr(args, "overwrite", False),
+        device=getattr(args, "device", None),
+    )

@@ -1,0 +1,110 @@
+"""The run directory: refuse to mix two runs in one folder, save the config, clear it on ``--overwrite``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import to_dict
+from .checkpoint import BEST_INFO, BEST_WEIGHTS, CKPT_DIR, LATEST, atomic_write_bytes
+
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "train.log"
+METRICS_FILE = "metrics.jsonl"
+TB_DIR = "tensorboard"
+#: Everything the trainer writes; ``--overwrite`` removes exactly these and nothing else.
+RUN_FILES = (CONFIG_FILE, LOG_FILE, METRICS_FILE, LATEST, BEST_WEIGHTS, BEST_INFO, CKPT_DIR, TB_DIR)
+#: Settings that may change when a run is resumed (they do not change what is computed).
+RESUMABLE_CHANGES = frozenset(
+    f"training.{k}"
+    for k in (
+        "max_epochs",
+        "max_steps",
+        "max_minutes",
+        "device",
+        "num_workers",
+        "log_every",
+        "tensorboard",
+        "progress",
+        "keep_last",
+        "compile",
+        "patience",
+    )
+)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def _plain(config: Any) -> dict:
+    """A config (dataclass or dict) as YAML-round-tripped plain data, so tuples and lists compare equal."""
+    return yaml.safe_load(yaml.safe_dump(to_dict(config), sort_keys=False)) or {}
+
+
+def holds_run(run_dir: Path) -> list[str]:
+    """The trainer's files present in ``run_dir`` (empty when it holds no run)."""
+    return [name for name in RUN_FILES if (run_dir / name).exists()] if run_dir.is_dir() else []
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ, as ``key (old -> new)``, ignoring the resumable settings."""
+    a, b = _flatten(old), _flatten(new)
+    return [
+        f"{k} ({a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r})"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES
+    ]
+
+
+def prepare_run_dir(
+    run_dir: str | Path, config: Any = None, resume: bool = False, overwrite: bool = False, write: bool = True
+) -> Path:
+    """Check that ``run_dir`` may be used, then (``write``) create it and save ``config.yaml``.
+
+    All checks come before any change on disk, and each failure is a one-line ``ValueError``. Under
+    distributed training every rank checks and only rank 0 writes (``write=False`` elsewhere).
+    """
+    run_dir = Path(run_dir)
+    if isinstance(config, bool):
+        raise TypeError("prepare_run_dir(run_dir, config, resume, overwrite): config must be a dict or dataclass")
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir}: run dir exists and is not a directory")
+    present = holds_run(run_dir)
+    new_config = _plain(config) if config is not None else None
+    if present and not (resume or overwrite):
+        raise ValueError(
+            f"{run_dir} already holds a run ({', '.join(present)}); pass --resume to continue it "
+            "or --overwrite to start over"
+        )
+    if resume and new_config is not None and (run_dir / CONFIG_FILE).is_file():
+        try:
+            old_config = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{run_dir / CONFIG_FILE}: invalid YAML ({e})") from e
+        changes = config_changes(old_config, new_config)
+        if changes:
+            shown = "; ".join(changes[:5]) + (f" (+{len(changes) - 5} more)" if len(changes) > 5 else "")
+            raise ValueError(
+                f"{run_dir}: cannot resume with a different config: {shown}; use a new run dir or --overwrite"
+            )
+    if not write:
+        return run_dir
+    if overwrite:
+        for name in present:
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if new_config is not None:
+        atomic_write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(new_config, sort_keys=False).encode())
+    return run_dir

@@ -1,0 +1,588 @@
+"""The one training loop shared by translation, text classification and vision.
+
+A :class:`~seq2seq_attn.training.task.Task` supplies the model, batches, loss and metrics; the trainer owns
+devices, precision, optimization, evaluation, checkpoints, resumption, signals, distribution and logging.
+
+Exact resumption rests on three things: the epoch's batch list is a pure function of (seed, epoch) and is
+built without touching the global RNGs; the checkpoint records how many batches of the epoch were consumed
+and every RNG state (per rank); and a DataLoader never draws from the global RNG (it gets its own
+generator; worker processes seed themselves from (seed, epoch, batch index)).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+from tqdm.auto import tqdm
+
+from ..config import to_dict
+from .checkpoint import (
+    load_state_dict_checked,
+    read_latest,
+    read_state,
+    read_weights,
+    write_best,
+    write_checkpoint,
+)
+from .config import TrainingConfig
+from .optim import Schedule, build_optimizer
+from .rundir import prepare_run_dir
+from .runlog import RunLogger
+from .runtime import (
+    DistContext,
+    move_to_device,
+    preserve_rng,
+    resolve_device,
+    resolve_precision,
+    rng_state,
+    seed_everything,
+    set_deterministic,
+    set_rng_state,
+)
+from .task import StepOutput
+
+_TASK_METHODS = ("build_model", "train_batches", "collate", "loss", "evaluate")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many non-finite losses in a row; the last good checkpoint was left untouched."""
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from several integers (stable across processes, unlike ``hash``)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = ((h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return h >> 1
+
+
+class _EpochBatches(Dataset):
+    """Item ``i``: this rank's share ``indices[rank::world]`` of global batch ``i``, collated by the task.
+
+    A rank whose share would be empty (a batch smaller than the world) gets a one-example stand-in with
+    weight 0, so every rank still runs forward and backward and DDP's gradient all-reduce lines up.
+    """
+
+    def __init__(self, task: Any, batches: Sequence[Sequence[int]], rank: int, world: int, seed: int, epoch: int):
+        self.task, self.batches = task, batches
+        self.rank, self.world, self.seed, self.epoch = rank, world, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> tuple[Any, bool]:
+        batch = list(self.batches[i])
+        share = batch[self.rank :: self.world]
+        live = bool(share)
+        if not live:
+            share = batch[:1]
+        if get_worker_info() is not None:
+            # In a worker, randomness (augmentation) depends only on the batch, not on which worker runs it.
+            seed_everything(_mix(self.seed, self.epoch, i, self.rank))
+        return self.task.collate(share), live
+
+
+@dataclasses.dataclass
+class _Accumulator:
+    """Sums over the micro-batches of one optimizer step (this rank)."""
+
+    loss: torch.Tensor | None = None
+    items: int = 0
+    units: int = 0
+    ref: float = 1.0  # global item count the gradients were divided by during backward
+    logs: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class _Window:
+    """Sums over the steps between two log lines (global)."""
+
+    loss: float = 0.0
+    items: float = 0.0
+    units: float = 0.0
+    steps: int = 0
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+    logs: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class Trainer:
+    """``Trainer(task, cfg, full_config).fit()`` trains ``task`` as ``cfg`` (the ``training:`` section) says.
+
+    ``full_config`` (dataclass or dict) is saved as ``config.yaml`` in the run dir and compared on resume.
+    ``resume`` continues from ``latest.json``; ``overwrite`` clears the trainer's files from the run dir;
+    ``device`` overrides ``cfg.device``. After ``fit()``, ``trainer.model`` is the trained (unwrapped) model.
+    """
+
+    def __init__(
+        self,
+        task: Any,
+        cfg: TrainingConfig,
+        full_config: Any = None,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        device: str | None = None,
+    ) -> None:
+        missing = [m for m in _TASK_METHODS if not callable(getattr(task, m, None))]
+        if missing:
+            raise TypeError(f"{type(task).__name__} is not a Task: missing {', '.join(missing)}")
+        if not isinstance(cfg, TrainingConfig):
+            raise TypeError(f"cfg must be a TrainingConfig, got {type(cfg).__name__}")
+        if device:
+            cfg = dataclasses.replace(cfg, device=device)
+        self.task, self.cfg = task, cfg
+        plain = to_dict(full_config) if full_config is not None else {}
+        if isinstance(plain, dict):
+            plain["training"] = to_dict(cfg)  # the effective settings, --device and --set included
+        self.full_config = plain
+        self.resume, self.overwrite = resume, overwrite
+        self.run_dir = Path(cfg.run_dir)
+        self.model: nn.Module | None = None
+        self.summary: dict[str, Any] = {}
+        self._signal: int | None = None
+
+    # ------------------------------------------------------------------------------------------ public
+
+    def fit(self) -> dict[str, Any]:
+        """Train; returns a summary (steps, epochs, why it stopped, best metric, wall time)."""
+        cfg = self.cfg
+        self.dist = DistContext.from_env()
+        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        self.amp_dtype, use_scaler = resolve_precision(cfg.precision, self.device)
+        self.dist.init(self.device)
+        old_handlers = self._install_signal_handlers()
+        self.log: RunLogger | None = None
+        try:
+            # Every rank checks before rank 0 changes anything on disk.
+            prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=False)
+            self.dist.barrier()
+            if self.dist.is_main:
+                prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=True)
+            self.dist.barrier()
+            self.log = RunLogger(self.run_dir, self.dist.is_main, cfg.tensorboard)
+            self._setup(use_scaler)
+            self.summary = self._train()
+            return self.summary
+        finally:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            if self.log is not None:
+                self.log.close()
+            self.dist.shutdown()
+
+    # ------------------------------------------------------------------------------------------- setup
+
+    def _setup(self, use_scaler: bool) -> None:
+        cfg, device = self.cfg, self.device
+        set_deterministic(cfg.deterministic)
+        seed_everything(cfg.seed)
+        raw = self.task.build_model()
+        if not isinstance(raw, nn.Module):
+            raise TypeError(f"{type(self.task).__name__}.build_model() must return an nn.Module, got {type(raw)}")
+        raw.to(device)
+        if cfg.channels_last:
+            raw.to(memory_format=torch.channels_last)
+        self.model = raw
+        self.optimizer = build_optimizer(raw, cfg)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        with preserve_rng():
+            first = self.task.train_batches(0)
+        if len(first) == 0:
+            raise ValueError(f"{type(self.task).__name__}.train_batches(0) returned no batches")
+        steps_per_epoch = math.ceil(len(first) / cfg.accumulate)
+        total = steps_per_epoch * cfg.max_epochs
+        self.schedule = Schedule(cfg, min(total, cfg.max_steps) if cfg.max_steps else total)
+        self.step = self.epoch = self.position = 0
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.bad_evals = self.nonfinite = 0
+        self.last_eval_step = self.last_save_step = -1
+        self.last_metrics: dict[str, float] = {}
+        self.resumed_from: int | None = None
+
+        rng_states = None
+        latest = read_latest(self.run_dir) if self.resume else None
+        if latest is not None:
+            state = read_state(latest["state"])
+            load_state_dict_checked(raw, read_weights(latest["weights"], device), latest["weights"])
+            self._load_state(state)
+            rng_states = state["rng"]
+            self.resumed_from = self.step
+            self.log.truncate_after(self.step)
+            self.log.info(
+                f"resumed from {latest['weights']}: epoch {self.epoch + 1}, step {self.step}, "
+                f"batch {self.position} of the epoch, lr {self.schedule.lr(max(1, self.step)):.3g}"
+            )
+        elif self.resume:
+            self.log.info(f"{self.run_dir}: no checkpoint yet, starting a new run")
+
+        model: nn.Module = raw
+        if self.dist.enabled:
+            model = DistributedDataParallel(
+                raw,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=cfg.ddp_find_unused_parameters,
+            )
+        if cfg.compile:
+            model = torch.compile(model)
+        self.train_model = model
+
+        if rng_states is not None and len(rng_states) == self.dist.world_size:
+            set_rng_state(rng_states[self.dist.rank])
+        else:
+            if rng_states is not None:
+                warnings.warn(
+                    f"resuming with {self.dist.world_size} processes instead of {len(rng_states)}: "
+                    "RNG streams restart, so the continuation is not bit-identical",
+                    stacklevel=2,
+                )
+            # Each rank its own stream (dropout, augmentation); rank 0 of a fresh run continues from `seed`.
+            seed_everything(_mix(cfg.seed, self.step, self.dist.rank) if self.dist.rank or self.step else cfg.seed)
+        params = sum(p.numel() for p in raw.parameters())
+        self.log.info(
+            f"training {type(raw).__name__} ({params:,} parameters) on {device}"
+            f"{f' x{self.dist.world_size}' if self.dist.enabled else ''}, precision "
+            f"{str(self.amp_dtype).replace('torch.', '') if self.amp_dtype else 'fp32'}, run dir {self.run_dir}"
+        )
+
+    def _state(self) -> dict:
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "schedule": self.schedule.state_dict(),
+            "best": self.best,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+            "nonfinite": self.nonfinite,
+            "last_eval_step": self.last_eval_step,
+            "world_size": self.dist.world_size,
+        }
+
+    def _load_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"] is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.best, self.best_step = state["best"], state["best_step"]
+        self.bad_evals, self.nonfinite = state["bad_evals"], state["nonfinite"]
+        self.last_eval_step, self.last_save_step = state["last_eval_step"], self.step
+
+    # -------------------------------------------------------------------------------------------- loop
+
+    def _train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.start_time = time.monotonic()
+        self.window = _Window()
+        stop: str | None = None
+        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+            stop = "max_steps"
+        while stop is None and self.epoch < cfg.max_epochs:
+            stop = self._run_epoch()
+        stop = stop or "max_epochs"
+        if stop != "signal" and self.last_eval_step != self.step:
+            self._evaluate()
+        if self.last_save_step != self.step or stop == "signal":
+            self._save()
+        wall = time.monotonic() - self.start_time
+        if stop == "signal":
+            name = signal.Signals(self._signal).name if self._signal else "signal"
+            self.log.info(
+                f"stopped by {name} at epoch {self.epoch + 1}, step {self.step}; checkpoint saved. "
+                f"Continue with --resume (run dir {self.run_dir})"
+            )
+        else:
+            self.log.info(
+                f"done ({stop}): {self.step} steps in {wall:.1f}s; best {cfg.metric} "
+                f"{self.best if self.best is not None else 'n/a'} at step {self.best_step}"
+            )
+        return {
+            "run_dir": str(self.run_dir),
+            "steps": self.step,
+            "epochs": self.epoch,
+            "stopped": stop,
+            "signal": signal.Signals(self._signal).name if self._signal else None,
+            "best_metric": cfg.metric,
+            "best_value": self.best,
+            "best_step": self.best_step,
+            "last_metrics": self.last_metrics,
+            "resumed_from_step": self.resumed_from,
+            "wall_seconds": wall,
+        }
+
+    def _run_epoch(self) -> str | None:
+        cfg = self.cfg
+        with preserve_rng():  # a task that shuffles with the global RNG must not shift training randomness
+            batches = list(self.task.train_batches(self.epoch))
+        n = len(batches)
+        if self.position > n:
+            raise ValueError(f"checkpoint position {self.position} is past epoch {self.epoch}'s {n} batches")
+        loader = DataLoader(
+            _EpochBatches(self.task, batches, self.dist.rank, self.dist.world_size, cfg.seed, self.epoch),
+            batch_size=None,
+            sampler=range(self.position, n),  # resume: skip exactly the batches already consumed
+            num_workers=cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            collate_fn=_identity,
+            generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
+        )
+        bar = tqdm(
+            total=n,
+            initial=self.position,
+            desc=f"epoch {self.epoch + 1}/{cfg.max_epochs}",
+            unit="batch",
+            disable=not (self.dist.is_main and cfg.progress),
+            dynamic_ncols=True,
+            leave=False,
+        )
+        stop: str | None = None
+        acc = _Accumulator()
+        micro = 0
+        try:
+            for i, (batch, live) in enumerate(loader, start=self.position):
+                last = micro + 1 == cfg.accumulate or i + 1 == n
+                self._forward_backward(batch, live, acc, first=micro == 0, last=last)
+                bar.update(1)
+                micro += 1
+                if not last:
+                    continue
+                micro = 0
+                self.position = i + 1
+                stop = self._finish_step(acc, bar)
+                acc = _Accumulator()
+                if stop is not None:
+                    break
+        finally:
+            bar.close()
+        if self.position == n and stop != "signal":
+            self.epoch, self.position = self.epoch + 1, 0
+            if cfg.eval_every is None:
+                stop = self._evaluate() or stop
+                if cfg.save_every is None:
+                    self._save()
+        return stop
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _forward_backward(self, batch: Any, live: bool, acc: _Accumulator, first: bool, last: bool) -> None:
+        cuda = self.device.type == "cuda"
+        batch = move_to_device(batch, self.device, non_blocking=cuda, channels_last=self.cfg.channels_last)
+        no_sync = self.dist.enabled and not last
+        with self.train_model.no_sync() if no_sync else contextlib.nullcontext():
+            with self._autocast():
+                out: StepOutput = self.task.loss(self.train_model, batch)
+            items = int(out.num_items) if live else 0
+            if first:
+                # Divide by the global item count of the whole step. Known exactly for one micro-batch;
+                # with accumulation, estimated from the first and corrected in _finish_step.
+                first_items = self._global_sum([float(items)])[0]
+                acc.ref = max(first_items, 1.0) * self.cfg.accumulate
+            scale = (self.dist.world_size / acc.ref) if live else 0.0
+            self.scaler.scale(out.loss_sum * scale).backward()
+        if live:
+            loss = out.loss_sum.detach().float()
+            acc.loss = loss if acc.loss is None else acc.loss + loss
+            acc.items += items
+            acc.units += int(out.num_units)
+            for k, v in out.logs.items():
+                acc.logs[k] = acc.logs.get(k, 0.0) + float(v)
+
+    def _global_sum(self, values: list[float]) -> list[float]:
+        if not self.dist.enabled:
+            return values
+        reduce_device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        return self.dist.all_reduce_sum(torch.tensor(values, dtype=torch.float64, device=reduce_device)).tolist()
+
+    def _finish_step(self, acc: _Accumulator, bar: tqdm) -> str | None:
+        cfg = self.cfg
+        loss_sum = acc.loss.item() if acc.loss is not None else 0.0  # one host sync per optimizer step
+        out_of_time = (
+            self.dist.is_main
+            and cfg.max_minutes is not None
+            and time.monotonic() - self.start_time >= cfg.max_minutes * 60
+        )
+        loss_sum, items, units, signalled, timed_out = self._global_sum(
+            [loss_sum, float(acc.items), float(acc.units), float(self._signal is not None), float(out_of_time)]
+        )
+        stepped = False
+        if not math.isfinite(loss_sum):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nonfinite += 1
+            self.log.info(
+                f"warning: non-finite loss ({loss_sum}) at epoch {self.epoch + 1}, step {self.step + 1}; "
+                f"step skipped ({self.nonfinite}/{cfg.max_nonfinite} in a row)"
+            )
+            if self.nonfinite >= cfg.max_nonfinite:
+                raise NonFiniteLossError(
+                    f"{self.nonfinite} non-finite losses in a row (epoch {self.epoch + 1}, after step {self.step}); "
+                    f"stopped, last good checkpoint in {self.run_dir} left untouched. "
+                    "Try a lower training.lr or set training.clip_grad_norm"
+                )
+        elif items > 0:
+            self.nonfinite = 0
+            if items != acc.ref:  # accumulation: rescale from the estimated to the true global item count
+                grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+                torch._foreach_mul_(grads, acc.ref / items)
+            lr = self.schedule.apply(self.optimizer, self.step + 1)
+            grad_norm = None
+            if cfg.clip_grad_norm is not None:
+                self.scaler.unscale_(self.optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            stepped = True
+            self._log_step(loss_sum, items, units, lr, grad_norm, acc.logs, bar)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+
+        if signalled:
+            return "signal"
+        stop = None
+        if stepped and cfg.eval_every is not None and self.step % cfg.eval_every == 0:
+            stop = self._evaluate()
+            if cfg.save_every is None:
+                self._save()
+        if stepped and cfg.save_every is not None and self.step % cfg.save_every == 0:
+            self._save()
+        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+            return stop or "max_steps"
+        if timed_out:
+            return stop or "max_minutes"
+        return stop
+
+    def _log_step(
+        self, loss_sum: float, items: float, units: float, lr: float, grad_norm: Any, logs: dict, bar: tqdm
+    ) -> None:
+        w = self.window
+        w.loss += loss_sum
+        w.items += items
+        w.units += units
+        w.steps += 1
+        for k, v in logs.items():
+            w.logs[k] = w.logs.get(k, 0.0) + v
+        if self.step % self.cfg.log_every:
+            return
+        seconds = max(time.perf_counter() - w.start, 1e-9)
+        unit = getattr(self.task, "unit", "item")
+        record = {
+            "epoch": self.epoch + 1,
+            "loss": w.loss / max(w.items, 1.0),
+            "lr": lr,
+            f"{unit}_per_s": w.units / seconds,
+            "steps_per_s": w.steps / seconds,
+            **{k: v / w.steps for k, v in w.logs.items()},  # task logs: mean per step (rank 0's values)
+        }
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        self.log.metrics("train", self.step, record)
+        bar.set_postfix(
+            loss=f"{record['loss']:.4f}",
+            lr=f"{lr:.3g}",
+            **{f"{unit}/s": f"{record[f'{unit}_per_s']:.0f}"},
+            refresh=False,
+        )
+        self.window = _Window()
+
+    # --------------------------------------------------------------------------- evaluation, checkpoints
+
+    def _evaluate(self) -> str | None:
+        """Evaluate on rank 0, share the metrics, track the best; returns "early_stopping" when patience ran out."""
+        cfg = self.cfg
+        payload: dict[str, Any] = {}
+        error: BaseException | None = None
+        if self.dist.is_main:
+            try:
+                # Evaluation never shifts the training RNG streams, so its frequency cannot change training.
+                with preserve_rng(), torch.no_grad(), self._autocast():
+                    self.model.eval()
+                    try:
+                        payload = {k: float(v) for k, v in self.task.evaluate(self.model, self.device).items()}
+                    finally:
+                        self.model.train()
+                if cfg.metric not in payload:
+                    raise ValueError(
+                        f"training.metric: {cfg.metric!r} is not among the task's metrics "
+                        f"({', '.join(sorted(payload)) or 'none'})"
+                    )
+            except Exception as e:  # tell the other ranks before raising, so they do not wait forever
+                error, payload = e, {"__error__": f"{type(e).__name__}: {e}"}
+        payload = self.dist.broadcast(payload)
+        if error is not None:
+            raise error
+        if "__error__" in payload:
+            raise RuntimeError(f"evaluation failed on rank 0: {payload['__error__']}")
+        self.last_eval_step = self.step
+        self.last_metrics = payload
+        value = payload[cfg.metric]
+        improved = math.isfinite(value) and (
+            self.best is None or (value < self.best if cfg.metric_mode == "min" else value > self.best)
+        )
+        if improved:
+            self.best, self.best_step, self.bad_evals = value, self.step, 0
+            if self.dist.is_main:
+                info = {
+                    "metric": cfg.metric,
+                    "mode": cfg.metric_mode,
+                    "value": value,
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "metrics": payload,
+                }
+                write_best(self.run_dir, self.model.state_dict(), info)
+        else:
+            self.bad_evals += 1
+        self.schedule.on_evaluation(value)
+        self.log.metrics("eval", self.step, {"epoch": self.epoch, **payload, "best": self.best})
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in payload.items())
+        self.log.info(f"eval at step {self.step} (epoch {self.epoch}): {shown}{' (best)' if improved else ''}")
+        if cfg.patience is not None and self.bad_evals >= cfg.patience:
+            self.log.info(f"early stopping: no better {cfg.metric} in {self.bad_evals} evaluations")
+            return "early_stopping"
+        return None
+
+    def _save(self) -> None:
+        state = self._state()
+        state["rng"] = self.dist.gather(rng_state())  # every rank's streams, for an exact continuation
+        if self.dist.is_main:
+            write_checkpoint(self.run_dir, self.model.state_dict(), state, self.step, self.cfg.keep_last)
+        self.last_save_step = self.step
+
+    # ----------------------------------------------------------------------------------------- signals
+
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, self._on_signal)
+        return old
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signal is not None:  # a second signal: stop at once
+            raise KeyboardInterrupt
+        self._signal = signum

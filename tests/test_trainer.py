@@ -1,0 +1,47 @@
+"""The Trainer in-process: a full run, checkpoints, best weights, load_weights, run-dir rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from _trainer_tasks import TinyRegression, config
+
+from seq2seq_attn.training import Trainer, load_weights, read_weights
+
+
+def _records(run_dir, kind="train"):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_fit_trains_checkpoints_and_loads_best(tmp_path):
+    run = tmp_path / "run"
+    task = TinyRegression()
+    trainer = Trainer(task, config(str(run), max_epochs=3, keep_last=2), {"task": "tiny"})
+    summary = trainer.fit()
+
+    assert summary["stopped"] == "max_epochs" and summary["epochs"] == 3
+    batches_per_epoch = len(task.train_batches(0))
+    assert summary["steps"] == 3 * batches_per_epoch
+    evals = _records(run, "eval")
+    assert [e["step"] for e in evals] == [batches_per_epoch * k for k in (1, 2, 3)]
+    assert evals[-1]["mse"] < evals[0]["mse"]  # it learns
+    # keep_last=2: only the two newest pairs remain; latest.json names the newest.
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    steps = [batches_per_epoch * 2, batches_per_epoch * 3]
+    assert names == sorted(f"step-{s:06d}.{ext}" for s in steps for ext in ("safetensors", "state.pt"))
+    assert json.loads((run / "latest.json").read_text())["step"] == steps[-1]
+    best = json.loads((run / "best.json").read_text())
+    assert best["value"] == min(e["mse"] for e in evals) == summary["best_value"]
+    assert (run / "config.yaml").is_file() and (run / "train.log").is_file()
+
+    # The latest checkpoint holds the final weights; load_weights restores them into a fresh model.
+    final = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    fresh = task.build_model()
+    assert load_weights(fresh, run, which="latest").name == f"step-{steps[-1]:06d}.safetensors"
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, final[k]), k
+    assert load_weights(fresh, run, which="best") == run / "best.safetensors"
+    assert set(read_weights(run / "best.safetensors")) == set(final)
