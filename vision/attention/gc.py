@@ -7,7 +7,8 @@ ICCV workshops, arXiv:1904.11492.
    pooling the input into a (B, C) context. In the core's terms: one learned query vector ``w_k`` scored
    against every position with ``DotScore`` (the paper's 1x1 conv ``W_k`` to one channel; its bias cancels in
    the softmax), ``Softmax`` over the H*W positions, values = the input.
-2. Transform: bottleneck ``W_v2 ReLU(LN(W_v1 c))`` with ``C * rd_ratio`` channels (paper: ratio 1/16).
+2. Transform: bottleneck ``W_v2 ReLU(LN(W_v1 c))`` with ``C * rd_ratio`` channels (paper: ratio 1/16; at
+   least 4 here, since the paper's widths, C >= 256, never met a layer norm over one channel).
 3. Fusion: ``x + transform`` (``fusion="add"``, the paper's default) or ``x * sigmoid(transform)``
    (``fusion="mul"``, gate from ``gate_layer``). The last conv starts at zero (``last_zero_init``) for ``add``.
 """
@@ -25,6 +26,8 @@ from ..gate import create_act, create_gate
 from ..registry import register_attention
 from ._selfattn import flatten_positions, reduced_channels, zero_init_last
 
+MIN_HIDDEN = 4
+
 
 @register_attention("gc")
 class GlobalContext(nn.Module):
@@ -37,6 +40,12 @@ class GlobalContext(nn.Module):
         if fusion not in ("add", "mul"):
             raise ValueError(f"unknown fusion {fusion!r}: expected 'add' or 'mul'")
         hidden = reduced_channels(channels, rd_ratio, rd_channels, rd_divisor)
+        if rd_channels is None:
+            # Layer norm over very few channels carries little (over one it outputs a constant, cutting the
+            # block off from its input): small maps (C=16 in CIFAR ResNets) get at least MIN_HIDDEN channels.
+            hidden = max(hidden, min(MIN_HIDDEN, channels))
+        if hidden < 2:
+            raise ValueError(f"GC transform needs >= 2 hidden channels for its layer norm, got {hidden}")
         # W_k as a learned query (kaiming fan-in init of a C -> 1 conv, as the reference code).
         self.context_query = nn.Parameter(torch.randn(1, 1, channels) * math.sqrt(2.0 / channels))
         self.attention = Attention(DotScore(), Softmax())
