@@ -32,6 +32,18 @@ def activate(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module
 
 
+def run_captured(module: torch.nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Output and the captured attention maps {name: [weights per call]}."""
+    with capture_attention(module) as maps:
+        out = module(*inputs)
+    return out, maps
+
+
+def check_rows_sum_to_one(weights: torch.Tensor, shape: tuple[int, ...]) -> None:
+    assert weights.shape == shape
+    torch.testing.assert_close(weights.sum(-1), torch.ones(shape[:-1]))
+
+
 def conv(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """A 1x1 conv (possibly wrapped in Sequential) applied by hand, on flattened positions: (B, HW, Cout)."""
     layer = layer[0] if isinstance(layer, torch.nn.Sequential) else layer
@@ -66,13 +78,8 @@ def test_starts_as_identity_and_all_weights_learn(name: str) -> None:
 
 @pytest.mark.parametrize("mode", ["embedded_gaussian", "gaussian"])
 def test_non_local_affinity_rows_sum_to_one(mode: str) -> None:
-    m = NonLocal(8, mode=mode)
-    x = torch.randn(2, 8, 4, 5)
-    with capture_attention(m) as maps:
-        m(x)
-    (weights,) = maps["attention"]
-    assert weights.shape == (2, 20, 20)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 20))
+    _, maps = run_captured(NonLocal(8, mode=mode), torch.randn(2, 8, 4, 5))
+    check_rows_sum_to_one(maps["attention"][0], (2, 20, 20))
 
 
 @pytest.mark.parametrize("mode", ["embedded_gaussian", "gaussian", "dot", "concat"])
@@ -122,8 +129,7 @@ def test_non_local_embedded_gaussian_equals_core_single_head_attention(use_scale
 
 def test_non_local_sub_sample_pools_keys() -> None:
     m = NonLocal(8, sub_sample=True)
-    with capture_attention(m) as maps:
-        y = m(torch.randn(1, 8, 5, 7))
+    y, maps = run_captured(m, torch.randn(1, 8, 5, 7))
     assert y.shape == (1, 8, 5, 7)
     assert maps["attention"][0].shape == (1, 35, 3 * 4)  # keys: ceil(5/2) x ceil(7/2)
 
@@ -150,22 +156,16 @@ def test_non_local_with_batch_norm_zeroes_its_scale() -> None:
 def test_da_pam_and_cam_match_the_reference_computation() -> None:
     x = torch.randn(2, 16, 4, 3)
     pam = activate(create_attention("da_pam", 16))
-    with capture_attention(pam) as maps:
-        out = pam(x)
-    (weights,) = maps["attention"]
-    assert weights.shape == (2, 12, 12)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 12))
+    out, maps = run_captured(pam, x)
+    check_rows_sum_to_one(maps["attention"][0], (2, 12, 12))
     q, k, v = conv(pam.query, x), conv(pam.key, x), conv(pam.value, x)  # query/key: C/8 = 2 channels
     assert q.shape[-1] == 2
     expected = flat(x) + pam.gamma * torch.softmax(q @ k.transpose(1, 2), -1) @ v
     torch.testing.assert_close(flat(out), expected, rtol=1e-4, atol=1e-5)
 
     cam = activate(create_attention("da_cam", 16))
-    with capture_attention(cam) as maps:
-        out = cam(x)
-    (weights,) = maps["attention"]
-    assert weights.shape == (2, 16, 16)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 16))
+    out, maps = run_captured(cam, x)
+    check_rows_sum_to_one(maps["attention"][0], (2, 16, 16))
     feats = x.flatten(2)  # (B, C, HW)
     energy = feats @ feats.transpose(1, 2)
     attn = torch.softmax(energy.amax(-1, keepdim=True) - energy, -1)  # the reference code's energy_new
@@ -176,8 +176,7 @@ def test_danet_sums_both_branches() -> None:
     m = activate(create_attention("danet", 16))
     x = torch.randn(2, 16, 3, 5)
     torch.testing.assert_close(m(x), m.pam(x) + m.cam(x) - x)
-    with capture_attention(m) as maps:
-        m(x)
+    _, maps = run_captured(m, x)
     assert maps["pam.attention"][0].shape == (2, 15, 15) and maps["cam.attention"][0].shape == (2, 16, 16)
 
 
@@ -248,8 +247,7 @@ def test_criss_cross_recurrence_shares_one_module() -> None:
 def test_gc_context_modelling_and_fusion(fusion: str) -> None:
     m = activate(create_attention("gc", 16, fusion=fusion))
     x = torch.randn(2, 16, 3, 5)
-    with capture_attention(m) as maps:
-        out = m(x)
+    out, maps = run_captured(m, x)
     weights = torch.softmax(flat(x) @ m.context_query[0, 0], dim=-1)  # (B, HW)
     torch.testing.assert_close(maps["attention"][0][:, 0], weights)
     context = (weights.unsqueeze(1) @ flat(x)).transpose(1, 2).unsqueeze(-1)  # (B, C, 1, 1)
@@ -274,11 +272,8 @@ def test_pyramid_pool_samples_110_anchors() -> None:
 def test_apnb_attends_to_pyramid_anchors() -> None:
     m = activate(create_attention("apnb", 16))
     x = torch.randn(2, 16, 6, 7)
-    with capture_attention(m) as maps:
-        out = m(x)
-    (weights,) = maps["attention"]
-    assert weights.shape == (2, 42, 110)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 42))
+    out, maps = run_captured(m, x)
+    check_rows_sum_to_one(maps["attention"][0], (2, 42, 110))
     assert m.query is m.key  # queries and keys share one embedding, as in the reference code
     emb = F.relu(conv(m.key, x))  # (B, HW, 8)
     anchors = PyramidPool()(m.key(x))[..., 0].transpose(1, 2)  # (B, 110, 8)
@@ -291,8 +286,7 @@ def test_apnb_attends_to_pyramid_anchors() -> None:
 def test_afnb_fuses_a_low_level_map_of_another_size() -> None:
     m = activate(create_attention("afnb", 16, low_channels=8))
     high, low = torch.randn(2, 16, 4, 5), torch.randn(2, 8, 9, 11)
-    with capture_attention(m) as maps:
-        out = m(high, low)
+    out, maps = run_captured(m, high, low)
     assert out.shape == high.shape and maps["attention"][0].shape == (2, 20, 110)
     other = low.clone()
     other[:, :, 0, 0] += 3.0
@@ -308,13 +302,10 @@ def test_afnb_fuses_a_low_level_map_of_another_size() -> None:
 def test_ocr_with_given_coarse_logits() -> None:
     m = activate(create_attention("ocr", 16, num_classes=5))
     x, logits = torch.randn(2, 16, 4, 6), torch.randn(2, 3, 4, 6)  # K = 3 given regions
-    with capture_attention(m) as maps:
-        out = m(x, logits)
-    assert out.shape == x.shape
-    regions_w, pixel_w = maps["gather.attention"][0], maps["attention"][0]
+    out, maps = run_captured(m, x, logits)
+    regions_w = maps["gather.attention"][0]
     torch.testing.assert_close(regions_w, torch.softmax(logits.flatten(2), -1))  # soft object regions
-    assert pixel_w.shape == (2, 24, 3)
-    torch.testing.assert_close(pixel_w.sum(-1), torch.ones(2, 24))
+    check_rows_sum_to_one(maps["attention"][0], (2, 24, 3))
     regions = (regions_w @ flat(x)).transpose(1, 2).unsqueeze(-1)  # (B, C, K, 1)
     q = flat(m.pixel(x))
     k, v = flat(m.region(regions)), flat(m.down(regions))
@@ -340,8 +331,7 @@ def test_a2_double_attention_matches_the_paper() -> None:
     distribute = torch.softmax(conv(m.distribute_maps, x), -1)  # (B, HW, c_n), softmax over descriptors
     z = distribute @ descriptors
     expected = flat(x) + conv(m.out_proj, z.transpose(1, 2).reshape(2, -1, 3, 4))
-    with capture_attention(m) as maps:
-        out = m(x)
+    out, maps = run_captured(m, x)
     torch.testing.assert_close(flat(out), expected, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(maps["gather"][0], gather)
     torch.testing.assert_close(maps["distribute"][0], distribute)
