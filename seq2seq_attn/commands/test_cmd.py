@@ -1,0 +1,30 @@
+"""``seq2seq-attn test RUN_DIR --src F --ref F [--beam K]``: translate a test set and print sacrebleu BLEU,
+chrF and TER, each with its signature."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("test", help="translate a test set and score it (BLEU, chrF, TER with signatures)")
+    p.add_argument("run_dir", type=Path, help="a run dir written by `seq2seq-attn train`")
+    p.add_argument("--src", required=True, type=Path, help="source sentences, one per line (plain or .gz)")
+    p.add_argument("--ref", required=True, type=Path, help="reference translations, one per line")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default: the config's decoding.beam_size)")
+    p.add_argument("--output", type=Path, default=None, help="write the detokenized translations here")
+    p.add_argument("--save-attention", type=Path, default=None, metavar="DIR",
+                   help="write one attention heatmap PNG per sentence into DIR")
+    p.add_argument("--which", choices=("best", "latest"), default="best", help="which weights to load")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..translation.run import test
+
+    if args.beam is not None and args.beam < 1:
+        raise ValueError(f"--beam must be >= 1, got {args.beam}")
+    test(args.run_dir, args.src, args.ref, args.beam, args.output, args.save_attention, args.device, args.which)
+    return 0

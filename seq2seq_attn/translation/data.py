@@ -1,0 +1,123 @@
+"""Encoded parallel data: filters with counts, token-based length-bucketed batches, padding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .subwords import BOS, EOS, PAD
+
+
+@dataclass
+class FilterReport:
+    total: int
+    empty: int = 0
+    too_long: int = 0
+    bad_ratio: int = 0
+
+    @property
+    def kept(self) -> int:
+        return self.total - self.empty - self.too_long - self.bad_ratio
+
+    def describe(self, name: str, max_len: int, max_ratio: float) -> str:
+        return (f"{name}: {self.total} pairs, dropped {self.empty} empty, {self.too_long} longer than {max_len} "
+                f"tokens, {self.bad_ratio} with length ratio > {max_ratio:g}; kept {self.kept}")
+
+
+def filter_pairs(src_text: Sequence[str], tgt_text: Sequence[str], src_ids: Sequence[list[int]],
+                 tgt_ids: Sequence[list[int]], max_len: int | None, max_ratio: float | None
+                 ) -> tuple[list[int], FilterReport]:
+    """Indices of the pairs that pass the filters (checked in this order: empty, length, ratio)."""
+    report = FilterReport(total=len(src_text))
+    keep = []
+    for i, (s, t) in enumerate(zip(src_text, tgt_text)):
+        if not s or not t:
+            report.empty += 1
+            continue
+        ls, lt = len(src_ids[i]), len(tgt_ids[i]) + 1  # target + EOS
+        if max_len is not None and max(ls, lt) > max_len:
+            report.too_long += 1
+            continue
+        if max_ratio is not None and max(ls, lt) / max(1, min(ls, lt)) > max_ratio:
+            report.bad_ratio += 1
+            continue
+        keep.append(i)
+    return keep, report
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor  # (B, S) long, source + EOS, padded
+    src_pad_mask: torch.Tensor  # (B, S) bool, True = pad
+    tgt_in: torch.Tensor  # (B, T) BOS + target
+    tgt_out: torch.Tensor  # (B, T) target + EOS, PAD where padded
+    indices: list[int]
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.src.to(device), self.src_pad_mask.to(device), self.tgt_in.to(device),
+                     self.tgt_out.to(device), self.indices)
+
+    @property
+    def num_tokens(self) -> int:
+        return int((self.tgt_out != PAD).sum())
+
+
+def pad(seqs: Sequence[Sequence[int]], value: int = PAD) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+def collate_pairs(src: Sequence[list[int]], tgt: Sequence[list[int]] | None, indices: list[int]) -> Batch:
+    """Pad one batch. Without targets (translation), ``tgt_in``/``tgt_out`` are empty (B, 0) tensors."""
+    src_t = pad(src)
+    if tgt is None:
+        empty = torch.zeros((len(src), 0), dtype=torch.long)
+        return Batch(src_t, src_t == PAD, empty, empty, indices)
+    return Batch(src_t, src_t == PAD, pad([[BOS, *t] for t in tgt]), pad([[*t, EOS] for t in tgt]), indices)
+
+
+def token_batches(lengths: Sequence[int], max_tokens: int, seed: int | None) -> list[list[int]]:
+    """Length-bucketed batches (fairseq style): sort by length (random tie-break), fill each batch while
+    ``len(batch) * longest <= max_tokens``, then shuffle the batch order. ``seed=None``: no shuffling."""
+    lengths = np.asarray(lengths)
+    if seed is None:
+        order = np.argsort(lengths, kind="stable")
+    else:
+        rng = np.random.default_rng(seed)
+        order = np.lexsort((rng.permutation(len(lengths)), lengths))
+    batches, current, longest = [], [], 0
+    for i in order.tolist():
+        new_longest = max(longest, int(lengths[i]))
+        if current and new_longest * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, new_longest = [], int(lengths[i])
+        current.append(i)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    if seed is not None:
+        perm = np.random.default_rng(seed + 1).permutation(len(batches))
+        batches = [batches[j] for j in perm]
+    return batches
+
+
+def sentence_batches(lengths: Sequence[int], batch_size: int, seed: int | None) -> list[list[int]]:
+    """Batches of ``batch_size`` sentences; within pools of 50 batches sentences are sorted by length so that
+    batches hold similar lengths (less padding), then the batch order is shuffled."""
+    n = len(lengths)
+    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, n, pool):
+        chunk = sorted(order[start : start + pool].tolist(), key=lambda i: lengths[i])
+        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
+    if seed is not None:
+        perm = np.random.default_rng(seed + 1).permutation(len(batches))
+        batches = [batches[j] for j in perm]
+    return batches

@@ -1,0 +1,34 @@
+"""Corpus scores with sacrebleu (Post, 2018) on detokenized text: BLEU, chrF and TER, each with its signature."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class Score:
+    name: str
+    value: float
+    text: str  # sacrebleu's own one-line rendering, e.g. "BLEU = 35.20 67.1/42.0/..."
+    signature: str
+
+
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str],
+                  metrics: Sequence[str] = ("bleu", "chrf", "ter")) -> list[Score]:
+    """Score detokenized ``hypotheses`` against one reference each (cased, sacrebleu's default 13a tokenizer)."""
+    from sacrebleu.metrics import BLEU, CHRF, TER
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    table = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
+    scores = []
+    for name in metrics:
+        metric = table[name]()
+        result = metric.corpus_score(list(hypotheses), [list(references)])
+        scores.append(Score(name, float(result.score), str(result), str(metric.get_signature())))
+    return scores
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    return corpus_scores(hypotheses, references, ("bleu",))[0].value

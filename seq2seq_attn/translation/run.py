@@ -1,0 +1,152 @@
+"""Train, load, test and translate with a translation run directory (used by the CLI commands).
+
+A run dir holds everything ``test`` and ``translate`` need: ``config.yaml``, the sentencepiece model(s) and
+the weights written by the Trainer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import torch
+from torch import nn
+
+from ..config import load_config
+from .config import TranslationConfig
+from .corpus import read_parallel
+from .heatmap import save_heatmap
+from .metrics import Score, corpus_scores
+from .models import build_model
+from .subwords import PAD, Vocabs
+from .task import TranslationTask, translate_ids
+
+
+def train(config_path: str | Path, overrides: dict | None = None, resume: bool = False, overwrite: bool = False,
+          device: str | None = None) -> int:
+    """Train a translation model as the config says; returns the Trainer's exit code."""
+    from ..training import prepare_run_dir, run_training
+
+    cfg = load_config(TranslationConfig, config_path, overrides)
+    run_dir = Path(cfg.training.run_dir)
+    # Check the run dir before training subwords into it; the Trainer writes config.yaml itself.
+    prepare_run_dir(run_dir, None, resume, overwrite, write=False)
+    if overwrite:
+        for path in {*Vocabs.paths(run_dir, True), *Vocabs.paths(run_dir, False)}:
+            path.unlink(missing_ok=True)
+    task = TranslationTask(cfg, run_dir)
+    return run_training(task, cfg.training, cfg, resume=resume, overwrite=overwrite, device=device)
+
+
+@dataclass
+class LoadedRun:
+    cfg: TranslationConfig
+    vocabs: Vocabs
+    model: nn.Module
+    device: torch.device
+    weights: Path
+
+    def translate(self, sources: Sequence[str], beam_size: int | None = None, n_best: int = 1) -> list:
+        """Hypotheses (lists, best first) for each source sentence; empty lines give empty hypotheses."""
+        return translate_ids(self.model, self.vocabs.encode_src(sources), self.device, self.cfg, beam_size, n_best)
+
+    def detok(self, ids: Sequence[int]) -> str:
+        return self.vocabs.decode_tgt(ids)
+
+
+def load_run(run_dir: str | Path, device: str = "auto", which: str = "best") -> LoadedRun:
+    from ..training import load_weights
+    from ..training.runtime import resolve_device
+
+    run_dir = Path(run_dir)
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run dir (no config.yaml)")
+    cfg = load_config(TranslationConfig, config_file)
+    vocabs = Vocabs.load(run_dir, cfg.data.joint_vocab)
+    model = build_model(cfg.model, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size(), PAD)
+    dev = resolve_device(device)
+    weights = load_weights(model, run_dir, which, device=dev)
+    model.to(dev).eval()
+    return LoadedRun(cfg, vocabs, model, dev, weights)
+
+
+def write_heatmaps(run: LoadedRun, sources: Sequence[str], hyps: Sequence[list], out_dir: Path,
+                   start: int = 1) -> list[Path]:
+    """One PNG per sentence (``out_dir/00001.png``, ... numbered from ``start``): source pieces + </s> on x,
+    output pieces + </s> on y. Empty sources are skipped."""
+    paths = []
+    for i, (source, hyp_list) in enumerate(zip(sources, hyps), start=start):
+        if not source or not hyp_list:
+            continue
+        hyp = hyp_list[0]
+        src_pieces = [*run.vocabs.src.encode(source, out_type=str), "</s>"]
+        tgt_pieces = [run.vocabs.tgt.id_to_piece(t) for t in hyp.tokens] + ["</s>"]
+        weights = hyp.attention[: len(tgt_pieces), : len(src_pieces)]
+        paths.append(save_heatmap(weights, src_pieces, tgt_pieces, out_dir / f"{i:05d}.png",
+                                  title=f"{source}\n{run.detok(hyp.tokens)}"))
+    return paths
+
+
+def test(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int | None = None,
+         output: Path | None = None, save_attention: Path | None = None, device: str = "auto",
+         which: str = "best", out: TextIO = sys.stdout) -> list[Score]:
+    """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores."""
+    run = load_run(run_dir, device, which)
+    sources, refs = read_parallel(src, ref)
+    hyps = run.translate(sources, beam_size)
+    outputs = [run.detok(h[0].tokens) if h else "" for h in hyps]
+    if output is not None:
+        output.write_text("".join(line + "\n" for line in outputs), encoding="utf-8")
+    scores = corpus_scores(outputs, refs)
+    beam = run.cfg.decoding.beam_size if beam_size is None else beam_size
+    print(f"{len(sources)} sentences, beam {beam}, alpha {run.cfg.decoding.alpha:g}, weights {run.weights}", file=out)
+    for s in scores:
+        print(f"{s.text}", file=out)
+        print(f"  signature: {s.signature}", file=out)
+    if save_attention is not None:
+        paths = write_heatmaps(run, sources, hyps, save_attention)
+        print(f"wrote {len(paths)} attention heatmaps to {save_attention}", file=out)
+    return scores
+
+
+def _chunks_of_lines(fd: int) -> Iterator[list[str]]:
+    """Complete lines as they arrive: everything already readable is one chunk (a batch when piped, one
+    line at a time when typed)."""
+    pending = b""
+    while True:
+        data = os.read(fd, 1 << 16)
+        if not data:
+            if pending:
+                yield [pending.decode("utf-8", errors="replace")]
+            return
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        if lines:
+            yield [line.decode("utf-8", errors="replace") for line in lines]
+
+
+def translate_stream(run: LoadedRun, fd: int, out: TextIO, beam_size: int | None = None, n_best: int = 1,
+                     save_attention: Path | None = None, log: Callable[[str], None] | None = None) -> int:
+    """stdin -> stdout: one output line per input line (n-best: ``i ||| text ||| score`` lines)."""
+    count = 0
+    for lines in _chunks_of_lines(fd):
+        sources = [line.strip() for line in lines]
+        hyps = run.translate(sources, beam_size, n_best)
+        for i, (source, hyp_list) in enumerate(zip(sources, hyps)):
+            if n_best == 1:
+                out.write((run.detok(hyp_list[0].tokens) if source else "") + "\n")
+            else:
+                for h in hyp_list:
+                    out.write(f"{count + i} ||| {run.detok(h.tokens) if source else ''} ||| {h.score:.4f}\n")
+        out.flush()
+        if save_attention is not None:
+            write_heatmaps(run, sources, hyps, save_attention, start=count + 1)
+        count += len(sources)
+    if log is not None:
+        log(f"translated {count} lines")
+    return count

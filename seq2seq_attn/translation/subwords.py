@@ -1,0 +1,82 @@
+"""sentencepiece subword vocabularies (Kudo and Richardson, 2018), trained on the training split and stored
+in the run directory so that ``test`` and ``translate`` need nothing else.
+
+Ids are fixed for every model: pad 0, unk 1, bos 2, eos 3. A joint vocabulary is one model for both
+languages (``spm.model``); separate vocabularies are ``spm.src.model`` and ``spm.tgt.model``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+def train_spm(sentences: Sequence[str], path: Path, vocab_size: int, model_type: str,
+              character_coverage: float = 1.0, max_sentences: int = 1_000_000) -> spm.SentencePieceProcessor:
+    """Train a sentencepiece model on ``sentences`` and write it to ``path``."""
+    sentences = [s for s in sentences if s]
+    if not sentences:
+        raise ValueError("cannot train a subword vocabulary on an empty corpus")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size, model_type=model_type,
+        character_coverage=character_coverage, input_sentence_size=max_sentences, shuffle_input_sentence=False,
+        hard_vocab_limit=False, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, num_threads=1,
+        minloglevel=2, max_sentence_length=16384,
+    )
+    path.write_bytes(model.getvalue())
+    return load_spm(path)
+
+
+def load_spm(path: Path) -> spm.SentencePieceProcessor:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: sentencepiece model not found (is this a translation run dir?)")
+    return spm.SentencePieceProcessor(model_file=str(path))
+
+
+class Vocabs:
+    """Source and target sentencepiece models (the same object when joint)."""
+
+    def __init__(self, src: spm.SentencePieceProcessor, tgt: spm.SentencePieceProcessor) -> None:
+        self.src, self.tgt = src, tgt
+
+    @staticmethod
+    def paths(run_dir: Path, joint: bool) -> tuple[Path, Path]:
+        if joint:
+            return run_dir / "spm.model", run_dir / "spm.model"
+        return run_dir / "spm.src.model", run_dir / "spm.tgt.model"
+
+    @classmethod
+    def build(cls, run_dir: Path, joint: bool, src_text: Sequence[str], tgt_text: Sequence[str], vocab_size: int,
+              model_type: str, character_coverage: float, max_sentences: int) -> Vocabs:
+        """Load the run dir's models when present (resume), else train and save them."""
+        src_path, tgt_path = cls.paths(run_dir, joint)
+        if src_path.is_file() and tgt_path.is_file():
+            return cls.load(run_dir, joint)
+        if joint:
+            sp = train_spm([*src_text, *tgt_text], src_path, vocab_size, model_type, character_coverage, max_sentences)
+            return cls(sp, sp)
+        return cls(train_spm(src_text, src_path, vocab_size, model_type, character_coverage, max_sentences),
+                   train_spm(tgt_text, tgt_path, vocab_size, model_type, character_coverage, max_sentences))
+
+    @classmethod
+    def load(cls, run_dir: Path, joint: bool) -> Vocabs:
+        src_path, tgt_path = cls.paths(run_dir, joint)
+        src = load_spm(src_path)
+        return cls(src, src if joint else load_spm(tgt_path))
+
+    def encode_src(self, lines: Sequence[str]) -> list[list[int]]:
+        """Source ids followed by EOS (the encoder sees where the sentence ends)."""
+        return [ids + [EOS] for ids in self.src.encode(list(lines))]
+
+    def encode_tgt(self, lines: Sequence[str]) -> list[list[int]]:
+        """Target ids without BOS/EOS (added by the batcher)."""
+        return self.tgt.encode(list(lines))
+
+    def decode_tgt(self, ids: Sequence[int]) -> str:
+        return self.tgt.decode(list(ids))

@@ -1,0 +1,139 @@
+"""The translation task for the Trainer: data, model, label-smoothed loss and dev evaluation (loss and BLEU)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..training.task import StepOutput
+from .config import TranslationConfig
+from .corpus import read_corpus
+from .data import Batch, collate_pairs, filter_pairs, sentence_batches, token_batches
+from .metrics import corpus_bleu
+from .models import build_model
+from .search import beam_search, greedy_search
+from .subwords import BOS, EOS, PAD, Vocabs
+
+
+def label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, epsilon: float, ignore_index: int = PAD
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over non-pad targets of ``(1 - eps) * nll + eps * mean_v(-log p_v)`` (Szegedy et al., 2016, as in
+    fairseq); also returns the summed plain NLL. logits (..., V), target (...)."""
+    lprobs = torch.log_softmax(logits.float(), dim=-1)
+    keep = target != ignore_index
+    nll = -lprobs.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # (...)
+    nll = nll.masked_fill(~keep, 0.0).sum()
+    if epsilon == 0:
+        return nll, nll
+    smooth = (-lprobs.mean(-1)).masked_fill(~keep, 0.0).sum()
+    return (1 - epsilon) * nll + epsilon * smooth, nll
+
+
+class TranslationTask:
+    unit = "tok"
+
+    def __init__(self, cfg: TranslationConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> None:
+        self.cfg, self.run_dir, self.log = cfg, Path(run_dir), log
+        d = cfg.data
+        src_text, tgt_text, where = read_corpus(d.train, d)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.vocabs = Vocabs.build(self.run_dir, d.joint_vocab, src_text, tgt_text, d.vocab_size, d.spm_type,
+                                   d.character_coverage, d.spm_max_sentences)
+        src_ids, tgt_ids = self.vocabs.encode_src(src_text), self.vocabs.encode_tgt(tgt_text)
+        keep, report = filter_pairs(src_text, tgt_text, src_ids, tgt_ids, d.max_len, d.max_ratio)
+        log(report.describe(f"train ({where})", d.max_len, d.max_ratio))
+        if not keep:
+            summary = report.describe("train", d.max_len, d.max_ratio)
+            raise ValueError(f"training corpus {where} is empty after filtering ({summary})")
+        self.train_src = [src_ids[i] for i in keep]
+        self.train_tgt = [tgt_ids[i] for i in keep]
+        # Dev: only empty pairs are dropped, so the dev BLEU is on (almost) the whole set.
+        dev_src, dev_tgt, dev_where = read_corpus(d.dev, d)
+        dev_keep, dev_report = filter_pairs(dev_src, dev_tgt, dev_src, dev_tgt, None, None)
+        log(f"dev ({dev_where}): {dev_report.total} pairs, dropped {dev_report.empty} empty")
+        if not dev_keep:
+            raise ValueError(f"dev corpus {dev_where} is empty")
+        self.dev_src = self.vocabs.encode_src([dev_src[i] for i in dev_keep])
+        self.dev_tgt = self.vocabs.encode_tgt([dev_tgt[i] for i in dev_keep])
+        self.dev_refs = [dev_tgt[i] for i in dev_keep]
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.vocabs.src.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.vocabs.tgt.get_piece_size()
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.cfg.model, self.src_vocab_size, self.tgt_vocab_size, PAD)
+
+    def train_batches(self, epoch: int) -> list[list[int]]:
+        d = self.cfg.data
+        seed = self.cfg.training.seed * 100_003 + epoch
+        lengths = [max(len(s), len(t) + 1) for s, t in zip(self.train_src, self.train_tgt)]
+        if d.batch_mode == "tokens":
+            return token_batches(lengths, d.max_tokens, seed)
+        return sentence_batches(lengths, d.batch_size, seed)
+
+    def collate(self, indices: Sequence[int]) -> Batch:
+        indices = list(indices)
+        return collate_pairs([self.train_src[i] for i in indices], [self.train_tgt[i] for i in indices], indices)
+
+    def loss(self, model: nn.Module, batch: Batch) -> StepOutput:
+        logits = model(batch.src, batch.src_pad_mask, batch.tgt_in)  # (B, T, V)
+        loss, nll = label_smoothed_nll(logits, batch.tgt_out, self.cfg.label_smoothing)
+        tokens = batch.num_tokens
+        units = tokens + int((~batch.src_pad_mask).sum())
+        return StepOutput(loss, tokens, units, {"nll": float(nll.detach()) / max(1, tokens)})
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Dev loss (plain NLL per token, perplexity) and greedy BLEU."""
+        bs = self.cfg.data.eval_batch_size
+        order = sorted(range(len(self.dev_src)), key=lambda i: len(self.dev_src[i]))
+        nll_sum, tokens = 0.0, 0
+        for start in range(0, len(order), bs):
+            idx = order[start : start + bs]
+            batch = collate_pairs([self.dev_src[i] for i in idx], [self.dev_tgt[i] for i in idx], idx).to(device)
+            logits = model(batch.src, batch.src_pad_mask, batch.tgt_in)
+            nll_sum += float(label_smoothed_nll(logits, batch.tgt_out, 0.0)[1])
+            tokens += batch.num_tokens
+        n_bleu = self.cfg.data.dev_bleu_sentences or len(self.dev_src)
+        hyps = self.translate_ids(model, self.dev_src[:n_bleu], device, beam_size=1)
+        bleu = corpus_bleu([self.vocabs.decode_tgt(h[0].tokens) for h in hyps], self.dev_refs[:n_bleu])
+        loss = nll_sum / max(1, tokens)
+        return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "bleu": bleu}
+
+    def translate_ids(self, model: nn.Module, src_ids: Sequence[list[int]], device: torch.device,
+                      beam_size: int | None = None, n_best: int = 1) -> list:
+        return translate_ids(model, src_ids, device, self.cfg, beam_size, n_best)
+
+
+@torch.no_grad()
+def translate_ids(model: nn.Module, src_ids: Sequence[list[int]], device: torch.device | str,
+                  cfg: TranslationConfig, beam_size: int | None = None, n_best: int = 1) -> list:
+    """Search every sentence (batched by length, results in input order); one list of hypotheses each."""
+    dec = cfg.decoding
+    beam_size = dec.beam_size if beam_size is None else beam_size
+    was_training = model.training
+    model.eval()
+    results: list = [None] * len(src_ids)
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
+    for start in range(0, len(order), dec.batch_size):
+        idx = order[start : start + dec.batch_size]
+        batch = collate_pairs([src_ids[i] for i in idx], None, idx).to(device)
+        src_lens = (~batch.src_pad_mask).sum(-1)
+        max_len = (dec.max_len_a * src_lens.float()).ceil().long() + dec.max_len_b  # (B,)
+        if beam_size == 1:
+            hyps = greedy_search(model, batch.src, batch.src_pad_mask, BOS, EOS, max_len, dec.alpha)
+        else:
+            hyps = beam_search(model, batch.src, batch.src_pad_mask, BOS, EOS, beam_size, dec.alpha, max_len, n_best)
+        for i, h in zip(idx, hyps):
+            results[i] = h
+    model.train(was_training)
+    return results
