@@ -112,7 +112,7 @@ def reduced_channels(channels: int, rd_ratio: float = 1 / 16, rd_channels: int |
     if not rd_ratio > 0:
         raise ValueError(f"rd_ratio must be > 0, got {rd_ratio!r}")
     check_channels(rd_divisor, "rd_divisor")
-    return max(min_channels, make_divisible(channels * rd_ratio, rd_divisor, min_value=1, round_limit=0.0))
+    return max(min_channels, make_divisible(channels * rd_ratio, rd_divisor, round_limit=0.0))
 
 
 class ChannelMLP(nn.Sequential):
