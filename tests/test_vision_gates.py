@@ -278,22 +278,18 @@ def test_gsop_covariance_pooling():
         assert covariance_pool(x).dtype == torch.float32  # second-order statistics stay in float32
 
 
-@pytest.mark.parametrize("name", ["se", "eca", "cbam_channel", "cse", "ge_theta_minus", "ge_theta_plus", "spa",
-                                  "fca", "gsop"])
-def test_channel_gates_record_channel_weights(name):
+@pytest.mark.parametrize("name, map_shape", [
+    *[(name, (2, 16, 1, 1)) for name in ("se", "eca", "cbam_channel", "cse", "ge_theta_minus", "ge_theta_plus",
+                                         "spa", "fca", "gsop")],
+    ("cbam_spatial", (2, 1, 5, 7)), ("sse", (2, 1, 5, 7)), ("ge_theta_minus", (2, 16, 5, 7)),
+])
+def test_gates_record_the_weights_that_scale_x(name, map_shape):
+    """Channel gates record (B, C, 1, 1) weights, spatial gates (B, 1, H, W) maps; y = x * weights."""
     x = rand(2, 16, 5, 7)
-    y, maps = captured(create_attention(name, 16), x)
+    kwargs = dict(extent=2) if map_shape == (2, 16, 5, 7) else {}
+    y, maps = captured(create_attention(name, 16, **kwargs), x)
     weights = maps[""][0]
-    assert weights.shape == (2, 16, 1, 1) and ((weights > 0) & (weights < 1)).all()
-    torch.testing.assert_close(y, x * weights)
-
-
-@pytest.mark.parametrize("name", ["cbam_spatial", "sse"])
-def test_spatial_gates_record_a_spatial_map(name):
-    x = rand(2, 16, 5, 7)
-    y, maps = captured(create_attention(name, 16), x)
-    weights = maps[""][0]
-    assert weights.shape == (2, 1, 5, 7) and ((weights > 0) & (weights < 1)).all()
+    assert weights.shape == map_shape and ((weights > 0) & (weights < 1)).all()
     torch.testing.assert_close(y, x * weights)
 
 
