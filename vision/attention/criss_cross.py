@@ -14,7 +14,8 @@ Each position (i, j) attends only to the H + W - 1 positions of its column j and
 This costs O(HW (H + W)) instead of Non-local's O((HW)^2); it equals the core ``Attention`` over all H*W
 positions with every position outside the criss-cross masked (tested). Applying the same module R times
 (``recurrence``, default 2, the paper's RCCA) lets every position reach every other one. ``gamma`` starts at 0
-as in the reference code.
+as in the reference code. The key embedding has no bias: it would add ``q_i . b`` to every score of row i,
+which the softmax cancels (same below for the other softmax modules).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class CrissCross(nn.Module):
         inter = reduced_channels(channels, rd_ratio, rd_channels, rd_divisor)
         self.recurrence = recurrence
         self.query = conv1x1(channels, inter)
-        self.key = conv1x1(channels, inter)
+        self.key = conv1x1(channels, inter, bias=False)  # a key bias adds q_i . b to a whole softmax row
         self.value = conv1x1(channels, channels)
         self.attention = CrissCrossAttention()
         self.gamma = nn.Parameter(torch.zeros(1))

@@ -41,8 +41,10 @@ class PositionAttention(SpatialSelfAttention):
     def __init__(self, channels: int, rd_ratio: float = 1 / 8, rd_channels: int | None = None,
                  rd_divisor: int = 1) -> None:
         inter = reduced_channels(channels, rd_ratio, rd_channels, rd_divisor)
-        super().__init__(Attention(DotScore(), Softmax()), conv1x1(channels, inter), conv1x1(channels, inter),
-                         conv1x1(channels, channels), nn.Identity(), learn_gamma=True)
+        # No key bias: it adds q_i . b to all scores of row i, which the softmax cancels.
+        query, key = conv1x1(channels, inter), conv1x1(channels, inter, bias=False)
+        super().__init__(Attention(DotScore(), Softmax()), query, key, conv1x1(channels, channels), nn.Identity(),
+                         learn_gamma=True)
 
 
 @register_attention("da_cam")

@@ -81,7 +81,9 @@ class NonLocal(SpatialSelfAttention):
             # No embeddings: f(x_i, x_j) = exp(x_i^T x_j) on the input itself.
             query, key, dim = nn.Identity(), nn.Identity(), channels
         else:
-            query, key, dim = conv1x1(channels, inter), conv1x1(channels, inter), inter
+            # Under a softmax a key bias only adds q_i . b to all scores of row i, which cancels: none there.
+            key = conv1x1(channels, inter, bias=mode != "embedded_gaussian")
+            query, dim = conv1x1(channels, inter), inter
         out_proj = conv1x1(inter, channels, norm_layer)
         zero_init_last(out_proj)
         pool = nn.MaxPool2d(2, ceil_mode=True) if sub_sample else None

@@ -34,9 +34,10 @@ class SelfAttention(SpatialSelfAttention):
                  rd_divisor: int = 1, spectral_norm: bool = False) -> None:
         inter = reduced_channels(channels, rd_ratio, rd_channels, rd_divisor)
 
-        def conv(cin: int, cout: int) -> nn.Module:
-            layer = nn.Conv2d(cin, cout, 1)
+        def conv(cin: int, cout: int, bias: bool = True) -> nn.Module:
+            layer = nn.Conv2d(cin, cout, 1, bias=bias)
             return apply_spectral_norm(layer) if spectral_norm else layer
 
-        super().__init__(Attention(DotScore(), Softmax()), conv(channels, inter), conv(channels, inter),
+        # g (keys) without bias: it adds f(x_i) . b to all scores of row i, which the softmax cancels.
+        super().__init__(Attention(DotScore(), Softmax()), conv(channels, inter), conv(channels, inter, bias=False),
                          conv(channels, inter), conv(inter, channels), learn_gamma=True)
