@@ -7,8 +7,8 @@ ICCV workshops, arXiv:1904.11492.
    pooling the input into a (B, C) context. In the core's terms: one learned query vector ``w_k`` scored
    against every position with ``DotScore`` (the paper's 1x1 conv ``W_k`` to one channel; its bias cancels in
    the softmax), ``Softmax`` over the H*W positions, values = the input.
-2. Transform: bottleneck ``W_v2 ReLU(LN(W_v1 c))`` with ``C * rd_ratio`` channels (paper: ratio 1/16; at
-   least 4 here, since the paper's widths, C >= 256, never met a layer norm over one channel).
+2. Transform: bottleneck ``W_v2 ReLU(LN(W_v1 c))`` with ``C * rd_ratio`` channels (default 1/16, the paper's
+   r = 16), at least 4 here: the paper's widths (C >= 256) never meet a layer norm over one channel.
 3. Fusion: ``x + transform`` (``fusion="add"``, the paper's default) or ``x * sigmoid(transform)``
    (``fusion="mul"``, gate from ``gate_layer``). The last conv starts at zero (``last_zero_init``) for ``add``.
 """
