@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     task = TinyRegression(dropout=args.dropout, augment=args.augment, signal_at=args.signal_at)
     cfg = config(args.run_dir, **json.loads(args.cfg))
     if args.kill_at is not None:
-        trainer = KillAfterCheckpoint(task, cfg, resume=args.resume)
+        trainer = KillAfterCheckpoint(task, cfg, {"task": "tiny"}, resume=args.resume)
         trainer.kill_at = args.kill_at
         trainer.fit()
         return 0

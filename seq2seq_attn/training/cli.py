@@ -63,10 +63,11 @@ def run_training(
     if summary["stopped"] == "signal":
         return 128 + int(getattr(signal, summary["signal"] or "SIGINT", signal.SIGINT))
     best = summary["best_value"]
-    print(
-        f"trained {summary['steps']} steps ({summary['stopped']}) in {summary['wall_seconds']:.1f}s; "
-        f"best {summary['best_metric']} {best if best is not None else 'n/a'}; run dir {summary['run_dir']}"
-    )
+    if summary["rank"] == 0:
+        print(
+            f"trained {summary['steps']} steps ({summary['stopped']}) in {summary['wall_seconds']:.1f}s; "
+            f"best {summary['best_metric']} {best if best is not None else 'n/a'}; run dir {summary['run_dir']}"
+        )
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ class RunLogger:
         """A line on stderr (without breaking progress bars) and in ``train.log``."""
         if not self.enabled:
             return
-        tqdm.write(message)
+        tqdm.write(message, file=sys.stderr)
         self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
         self._log.flush()
 

@@ -318,6 +318,8 @@ class Trainer:
             )
         return {
             "run_dir": str(self.run_dir),
+            "rank": self.dist.rank,
+            "world_size": self.dist.world_size,
             "steps": self.step,
             "epochs": self.epoch,
             "stopped": stop,
