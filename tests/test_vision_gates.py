@@ -310,7 +310,14 @@ def test_bad_reduction_arguments_are_named(kwargs, match):
         create_attention("se", 16, **kwargs)
 
 
-def test_bad_channels_are_named():
-    for name in ("se", "eca", "cbam_spatial", "sse", "ge_theta_minus", "fca", "gsop", "residual_attention"):
+GATES = ("se", "eca", "cbam", "cbam_channel", "cbam_spatial", "bam", "cse", "sse", "scse", "ge_theta_minus",
+         "ge_theta", "ge_theta_plus", "sk", "spa", "fca", "gsop", "coord", "residual_attention")
+
+
+@pytest.mark.parametrize("channels", [0, -3, 2.5, True])
+def test_bad_channels_are_named(channels):
+    for name in GATES:
         with pytest.raises(ValueError, match="channels"):
-            create_attention(name, 0)
+            create_attention(name, channels)
+    with pytest.raises(ValueError, match="channels"):
+        create_attention("eca", channels, kernel_size=3)

@@ -91,18 +91,19 @@ def test_gradients_reach_every_parameter(name):
         assert p.grad.abs().sum() > 0, f"{name}: zero gradient for {pname}"
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("name", NAMES)
-def test_bf16_autocast_matches_float32(name):
+def test_autocast_matches_float32(name, dtype):
     module = build(name).eval()
     x = inputs(2, 6, 5)
     with torch.no_grad():
         reference = module(x)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=dtype):
             low = module(x)
     assert low.shape == x.shape and torch.isfinite(low).all()
     # bf16 keeps ~3 significant digits; a few layers deep, errors stay within a few percent of the scale
     scale = reference.abs().max()
-    assert (low.float() - reference).abs().max() <= 0.05 * scale, f"{name}: bf16 output far from float32"
+    assert (low.float() - reference).abs().max() <= 0.05 * scale, f"{name}: {dtype} output far from float32"
 
 
 @pytest.mark.parametrize("name", NAMES)

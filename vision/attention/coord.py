@@ -24,7 +24,7 @@ class CoordinateAttention(GateAttention):
                  min_rd_channels: int = 8, act_layer: str | type[nn.Module] = nn.Hardswish,
                  gate_layer: str | nn.Module = "sigmoid") -> None:
         super().__init__(gate_layer)
-        mid = rd_channels or reduced_channels(channels, rd_ratio, None, rd_divisor, min_channels=min_rd_channels)
+        mid = reduced_channels(channels, rd_ratio, rd_channels, rd_divisor, min_channels=min_rd_channels)
         self.reduce = conv_norm_act(channels, mid, 1, act_layer=act_layer)
         self.conv_h = nn.Conv2d(mid, channels, 1)
         self.conv_w = nn.Conv2d(mid, channels, 1)

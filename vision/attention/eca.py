@@ -33,6 +33,7 @@ class EfficientChannelAttention(GateAttention):
     def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1,
                  gate_layer: str | nn.Module = "sigmoid") -> None:
         super().__init__(gate_layer)
+        check_channels(channels)
         k = eca_kernel_size(channels, gamma, beta) if kernel_size is None else kernel_size
         if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int, got {k!r}")

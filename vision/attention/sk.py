@@ -18,7 +18,7 @@ from torch import nn
 
 from seq2seq_attn.attention import Softmax
 
-from ..gate import ChannelMLP, GateAttention, conv_norm_act, reduced_channels
+from ..gate import ChannelMLP, GateAttention, check_channels, conv_norm_act, reduced_channels
 from ..registry import register_attention
 
 
@@ -30,12 +30,13 @@ class SelectiveKernel(GateAttention):
                  rd_ratio: float = 1 / 16, rd_channels: int | None = None, rd_divisor: int = 1,
                  min_rd_channels: int = 32, act_layer: str | type[nn.Module] = "relu") -> None:
         super().__init__(Softmax())
+        check_channels(channels)
         if len(kernel_sizes) < 2 or any(k < 3 or k % 2 == 0 for k in kernel_sizes):
             raise ValueError(f"kernel_sizes must be at least two odd sizes >= 3, got {kernel_sizes!r}")
         self.branches = nn.ModuleList(
             conv_norm_act(channels, channels, 3, dilation=(k - 1) // 2, groups=groups, act_layer=act_layer)
             for k in kernel_sizes)
-        d = rd_channels or max(reduced_channels(channels, rd_ratio, None, rd_divisor), min_rd_channels)
+        d = reduced_channels(channels, rd_ratio, rd_channels, rd_divisor, min_channels=min_rd_channels)
         # fuse (W, BN, ReLU) and select (the stacked A_m) in one bottleneck: (B, C, 1, 1) -> (B, M*C, 1, 1)
         self.select = ChannelMLP(channels, d, len(kernel_sizes) * channels, act_layer=act_layer, bias=False,
                                  norm=True)
