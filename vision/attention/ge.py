@@ -49,8 +49,8 @@ class GatherExcite(GateAttention):
                     nn.Conv2d(channels, channels, self.feat_size, groups=channels, bias=False),
                     nn.BatchNorm2d(channels))
             else:
-                if extent & (extent - 1):
-                    raise ValueError(f"a parametric gather needs extent to be a power of two, got {extent}")
+                if extent < 2 or extent & (extent - 1):
+                    raise ValueError(f"a parametric gather needs extent to be a power of two >= 2, got {extent}")
                 steps = int(math.log2(extent))
                 layers: list[nn.Module] = []
                 for i in range(steps):
