@@ -14,7 +14,7 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +43,7 @@ class TinyRegression:
         dropout: float = 0.1,
         augment: float = 0.05,
         seed: int = 0,
-        nan_after: int | None = None,
+        nan_calls: Collection[int] = (),
         signal_at: int | None = None,
     ) -> None:
         g = torch.Generator().manual_seed(seed)
@@ -53,7 +53,7 @@ class TinyRegression:
         self.val_x = torch.randn(32, dim, generator=g)
         self.val_y = self.val_x @ self.w
         self.dim, self.hidden, self.dropout, self.augment, self.seed = dim, hidden, dropout, augment, seed
-        self.nan_after = nan_after  # loss() calls after which the loss is NaN
+        self.nan_calls = set(nan_calls)  # loss() calls (1-based) whose loss is NaN
         self.signal_at = signal_at  # loss() call during which the process sends itself SIGTERM
         self.calls = 0
 
@@ -88,7 +88,7 @@ class TinyRegression:
             os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of this step
         pred = model(batch.x).squeeze(-1)  # (batch,)
         loss_sum = ((pred - batch.y) ** 2).sum()
-        if self.nan_after is not None and self.calls > self.nan_after:
+        if self.calls in self.nan_calls:
             loss_sum = loss_sum * float("nan")
         return StepOutput(loss_sum, len(batch.y), len(batch.y), {"pred_mean": float(pred.detach().mean())})
 

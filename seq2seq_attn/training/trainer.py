@@ -170,14 +170,18 @@ class Trainer:
         old_handlers = self._install_signal_handlers()
         self.log: RunLogger | None = None
         try:
-            # Every rank checks before rank 0 changes anything on disk.
+            # Every rank checks the run dir and reads the checkpoint before rank 0 changes anything on disk.
             prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=False)
+            notes = self._setup(use_scaler)
             self.dist.barrier()
             if self.dist.is_main:
                 prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=True)
             self.dist.barrier()
             self.log = RunLogger(self.run_dir, self.dist.is_main, cfg.tensorboard)
-            self._setup(use_scaler)
+            if self.resumed_from is not None:
+                self.log.truncate_after(self.step)
+            for note in notes:
+                self.log.info(note)
             self.summary = self._train()
             return self.summary
         finally:
@@ -189,8 +193,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- setup
 
-    def _setup(self, use_scaler: bool) -> None:
+    def _setup(self, use_scaler: bool) -> list[str]:
+        """Build the model and optimizer and load the checkpoint to resume from; reads, never writes."""
         cfg, device = self.cfg, self.device
+        notes = []
         set_deterministic(cfg.deterministic)
         seed_everything(cfg.seed)
         raw = self.task.build_model()
@@ -225,13 +231,12 @@ class Trainer:
             self._load_state(state)
             rng_states = state["rng"]
             self.resumed_from = self.step
-            self.log.truncate_after(self.step)
-            self.log.info(
+            notes.append(
                 f"resumed from {latest['weights']}: epoch {self.epoch + 1}, step {self.step}, "
                 f"batch {self.position} of the epoch, lr {self.schedule.lr(max(1, self.step)):.3g}"
             )
         elif self.resume:
-            self.log.info(f"{self.run_dir}: no checkpoint yet, starting a new run")
+            notes.append(f"{self.run_dir}: no checkpoint yet, starting a new run")
 
         model: nn.Module = raw
         if self.dist.enabled:
@@ -256,11 +261,12 @@ class Trainer:
             # Each rank its own stream (dropout, augmentation); rank 0 of a fresh run continues from `seed`.
             seed_everything(_mix(cfg.seed, self.step, self.dist.rank) if self.dist.rank or self.step else cfg.seed)
         params = sum(p.numel() for p in raw.parameters())
-        self.log.info(
+        notes.append(
             f"training {type(raw).__name__} ({params:,} parameters) on {device}"
             f"{f' x{self.dist.world_size}' if self.dist.enabled else ''}, precision "
             f"{str(self.amp_dtype).replace('torch.', '') if self.amp_dtype else 'fp32'}, run dir {self.run_dir}"
         )
+        return notes
 
     def _state(self) -> dict:
         return {
