@@ -17,7 +17,7 @@ from torch import nn
 
 from seq2seq_attn.attention import Attention, Score
 
-from ..gate import create_act, make_divisible
+from ..gate import create_act, reduced_channels  # noqa: F401  (re-exported for the self-attention modules)
 
 
 def flatten_positions(x: torch.Tensor) -> torch.Tensor:
@@ -28,19 +28,6 @@ def flatten_positions(x: torch.Tensor) -> torch.Tensor:
 def unflatten_positions(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, H*W, C) -> (B, C, H, W)."""
     return x.transpose(1, 2).reshape(x.size(0), x.size(2), height, width)
-
-
-def reduced_channels(channels: int, rd_ratio: float, rd_channels: int | None = None, rd_divisor: int = 1) -> int:
-    """Width of the embeddings: ``rd_channels`` if given, else ``channels * rd_ratio`` rounded to ``rd_divisor``."""
-    if channels < 1:
-        raise ValueError(f"channels must be >= 1, got {channels}")
-    if rd_channels is not None:
-        if rd_channels < 1:
-            raise ValueError(f"rd_channels must be >= 1, got {rd_channels}")
-        return rd_channels
-    if rd_ratio <= 0:
-        raise ValueError(f"rd_ratio must be > 0, got {rd_ratio}")
-    return make_divisible(channels * rd_ratio, rd_divisor, round_limit=0.0)
 
 
 def create_norm(norm_layer: str | None, channels: int) -> nn.Module:
