@@ -1,0 +1,100 @@
+"""``seq2seq-attn classify``: train through the Trainer (overfitting a small labelled set), test, predict
+and the attention explanations (JSONL and HTML)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from seq2seq_attn.classification.explain import Explanation, write_html, write_jsonl
+from seq2seq_attn.classification.predict import explanation
+from seq2seq_attn.classification.text import EncodedDoc
+from seq2seq_attn.cli import main
+
+DOCS = [
+    ("The plot was dull. We saw it after dinner.", "neg"), ("The film was great.", "pos"),
+    ("It runs for two hours. The acting was awful.", "neg"), ("The cast was superb. It was released in spring.", "pos"),
+    ("This movie was boring.", "neg"), ("The story was wonderful. We saw it after dinner.", "pos"),
+    ("The ending was terrible.", "neg"), ("The soundtrack was brilliant.", "pos"),
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cls")
+    data = root / "train.tsv"
+    data.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in DOCS), encoding="utf-8")
+    config = root / "cls.yaml"
+    config.write_text(f"""
+data: {{format: tsv, train: {data}, test: {data}, min_freq: 1, batch_size: 4}}
+model: {{type: attention, encoder: none, embed_dim: 16, score: additive, dropout: 0.0, embed_dropout: 0.0}}
+training: {{run_dir: {root / 'run'}, device: cpu, lr: 0.05, max_epochs: 25, metric: accuracy, metric_mode: max,
+           log_every: 1000}}
+""", encoding="utf-8")
+    assert main(["classify", "train", str(config)]) == 0
+    return root / "run"
+
+
+def test_train_overfits_and_writes_the_report(run_dir):
+    for name in ("config.yaml", "vocab.json", "labels.json", "test_report.txt", "test_confusion.png"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    assert metrics["accuracy"] == 1.0 and metrics["confusion"] == [[4, 0], [0, 4]]  # the training set, learned
+    assert json.loads((run_dir / "labels.json").read_text()) == ["neg", "pos"]
+
+
+def test_predict_prints_labels_and_writes_explanations(run_dir, tmp_path, capsys):
+    inputs = tmp_path / "docs.txt"
+    inputs.write_text("The acting was awful. We saw it after dinner.\n\nThe film was superb.\n", encoding="utf-8")
+    assert main(["classify", "predict", str(run_dir), "--input", str(inputs), "--explain", str(tmp_path / "ex"),
+                 "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["neg", "pos"]
+    for line in lines:
+        probs = dict(kv.split("=") for kv in line.split("\t")[2].split())
+        assert sum(float(v) for v in probs.values()) == pytest.approx(1.0, abs=1e-3)
+    records = [json.loads(r) for r in (tmp_path / "ex.jsonl").read_text().splitlines()]
+    assert [r["tokens"][3]["token"] for r in records] == ["awful", "superb"]
+    for r in records:
+        assert sum(t["weight"] for t in r["tokens"]) == pytest.approx(1.0, abs=1e-4)
+    # The trained model attends to the sentiment word more than to anything else.
+    assert max(records[0]["tokens"], key=lambda t: t["weight"])["token"] == "awful"
+    page = (tmp_path / "ex.html").read_text()
+    assert page.count('class="tok"') == sum(len(r["tokens"]) for r in records)
+    assert page.count('<section class="doc"') == 2 and "<script" not in page and "http" not in page
+
+
+def test_test_subcommand_and_bad_input(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tlabel\nThe film was great.\tpos\nThe film was dull.\tmaybe\n", encoding="utf-8")
+    assert main(["classify", "test", str(run_dir), "--data", str(bad), "--device", "cpu"]) == 2
+    assert re.search(r"bad.tsv: row 2 .*unknown label 'maybe'", capsys.readouterr().err)
+    assert main(["classify", "test", str(run_dir), "--data", str(bad), "--out", str(tmp_path), "--device",
+                 "cpu"]) == 2
+    assert main(["classify", "predict", str(tmp_path / "no_run"), "--input", str(bad)]) == 2
+
+
+def test_html_marks_every_token_and_han_sentences(tmp_path):
+    doc = EncodedDoc(np.arange(3, 8, dtype=np.int32), np.array([3, 2], dtype=np.int32),
+                     ["a", "<b>", "c", "d", "e"])
+    out = type("Out", (), {})()
+    out.logits = torch.tensor([0.0, 2.0])
+    out.token_weights = torch.tensor([[0.5, 0.25, 0.25, 0.0], [0.9, 0.1, 0.0, 0.0]])  # (S, W)
+    out.sentence_weights = torch.tensor([0.2, 0.8])
+    ex = explanation("a <b> c. d e", doc, out, ["x", "y"], hierarchical=True)
+    assert ex.label == "y" and ex.sentence_weights == pytest.approx([0.2, 0.8])
+    assert ex.weights == pytest.approx([0.1, 0.05, 0.05, 0.72, 0.08])  # word weight x sentence weight
+    flat = Explanation("f g", "x", {"x": 0.6, "y": 0.4}, ["f", "g"], [0.3, 0.7], [(0, 2)])
+    write_html([ex, flat], tmp_path / "e.html")
+    write_jsonl([ex, flat], tmp_path / "e.jsonl")
+    page = (tmp_path / "e.html").read_text()
+    assert page.count('class="tok"') == 7 and page.count('class="sentbar"') == 2
+    assert "&lt;b&gt;" in page and "<b>" not in page  # tokens are escaped
+    assert 'rgba(220, 38, 38, 1.000)" title="weight 0.7200' in page  # the top token of a document is full colour
+    han_record = json.loads((tmp_path / "e.jsonl").read_text().splitlines()[0])
+    assert [s["weight"] for s in han_record["sentences"]] == [0.2, 0.8]
+    assert [t["word_weight"] for t in han_record["tokens"]] == [0.5, 0.25, 0.25, 0.9, 0.1]
