@@ -98,3 +98,33 @@ def test_html_marks_every_token_and_han_sentences(tmp_path):
     han_record = json.loads((tmp_path / "e.jsonl").read_text().splitlines()[0])
     assert [s["weight"] for s in han_record["sentences"]] == [0.2, 0.8]
     assert [t["word_weight"] for t in han_record["tokens"]] == [0.5, 0.25, 0.25, 0.9, 0.1]
+
+
+@pytest.mark.parametrize("model", [{"type": "han", "hidden_size": 8},
+                                   {"type": "transformer", "pooling": "cls", "num_heads": 2, "ff_dim": 16}])
+def test_predictor_explains_han_and_transformer_runs(tmp_path, model):
+    from seq2seq_attn.classification.config import ClassificationConfig
+    from seq2seq_attn.classification.predict import Predictor
+    from seq2seq_attn.classification.task import ClassificationData
+    from seq2seq_attn.config import from_dict, save_config
+    from seq2seq_attn.training import save_weights
+
+    data = tmp_path / "train.tsv"
+    data.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in DOCS), encoding="utf-8")
+    cfg = from_dict(ClassificationConfig, {"data": {"format": "tsv", "train": str(data), "min_freq": 1},
+                                           "model": {"embed_dim": 16, **model}})
+    run = tmp_path / "run"
+    built = ClassificationData(cfg, run)  # writes vocab.json and labels.json
+    save_config(cfg, run / "config.yaml")
+    torch.manual_seed(0)
+    from seq2seq_attn.classification.models import build_model
+
+    save_weights(build_model(cfg.model, len(built.vocab), 2).state_dict(), run / "best.safetensors")
+    texts = ["The plot was dull. We saw it after dinner. It runs for two hours.", "Great."]
+    explanations = Predictor(run).explain(texts)
+    assert [len(e.tokens) for e in explanations] == [17, 2]
+    for ex in explanations:
+        assert sum(ex.weights) == pytest.approx(1.0, abs=1e-5) and sum(ex.probabilities.values()) == pytest.approx(1)
+        if model["type"] == "han":
+            assert len(ex.sentence_weights) == len(ex.sentence_spans) and sum(ex.sentence_weights) == pytest.approx(1)
+    assert explanations[0].sentence_spans == [(0, 5), (5, 11), (11, 17)]
