@@ -37,15 +37,14 @@ def sentence(rng: random.Random, num2words, format_date) -> tuple[str, str]:
     date_de, date_en = format_date(day, format="long", locale="de"), format_date(day, format="long", locale="en")
     kind = rng.randrange(4)
     if kind == 0:
-        return f"{name} hat {n_de} {noun_de} {verb_de} .", f"{name} {verb_en} {n_en} {noun_en} ."
+        return f"{name} hat {n_de} {noun_de} {verb_de}.", f"{name} {verb_en} {n_en} {noun_en}."
     if kind == 1:
-        return (f"am {date_de} hat {name} {n_de} {noun_de} {verb_de} .",
-                f"on {date_en} , {name} {verb_en} {n_en} {noun_en} .")
+        return (f"Am {date_de} hat {name} {n_de} {noun_de} {verb_de}.",
+                f"On {date_en}, {name} {verb_en} {n_en} {noun_en}.")
     if kind == 2:
-        return f"{name} ist am {date_de} geboren .", f"{name} was born on {date_en} ."
-    return (f"ich glaube , dass {name} {n_de} {noun_de} {verb_de} hat .",
-            f"i think that {name} {verb_en} {n_en} {noun_en} .")
-
+        return f"{name} ist am {date_de} geboren.", f"{name} was born on {date_en}."
+    return (f"Ich glaube, dass {name} {n_de} {noun_de} {verb_de} hat.",
+            f"I think that {name} {verb_en} {n_en} {noun_en}.")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

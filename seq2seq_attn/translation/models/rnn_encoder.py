@@ -56,9 +56,8 @@ class Bridge(nn.Module):
     def __init__(self, enc_dim: int, dec_hidden: int, dec_layers: int, lstm: bool, enabled: bool) -> None:
         super().__init__()
         self.dec_hidden, self.dec_layers, self.lstm, self.enabled = dec_hidden, dec_layers, lstm, enabled
-        if enabled:
-            self.proj_h = nn.Linear(enc_dim, dec_hidden)
-            self.proj_c = nn.Linear(enc_dim, dec_hidden) if lstm else None
+        self.proj_h = nn.Linear(enc_dim, dec_hidden) if enabled else None
+        self.proj_c = nn.Linear(enc_dim, dec_hidden) if enabled and lstm else None
 
     def _one(self, h: torch.Tensor, proj: nn.Linear | None) -> torch.Tensor:
         if h.size(0) != self.dec_layers:
@@ -70,5 +69,5 @@ class Bridge(nn.Module):
     def forward(self, final: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if isinstance(final, tuple):
-            return self._one(final[0], getattr(self, "proj_h", None)), self._one(final[1], self.proj_c)
-        return self._one(final, getattr(self, "proj_h", None))
+            return self._one(final[0], self.proj_h), self._one(final[1], self.proj_c)
+        return self._one(final, self.proj_h)

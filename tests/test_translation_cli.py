@@ -1,0 +1,97 @@
+"""End to end through the CLI: train overfits a tiny corpus to BLEU 100, `test` prints sacrebleu signatures and
+writes heatmaps, `translate` round-trips from the saved run dir in a fresh process; bad input exits with 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from seq2seq_attn.cli import main
+
+NAMES = ["Anna", "Peter", "Lena", "Paul"]
+THINGS = [("zwei Äpfel", "two apples"), ("drei Bücher", "three books"), ("vier Katzen", "four cats")]
+VERBS = [("gekauft", "bought"), ("gesehen", "saw")]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Step-by-step decoding is many tiny ops: one thread is fastest, and two spin badly on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_corpus(tmp_path: Path) -> tuple[Path, Path]:
+    # German participle last, English verb second: the alignment crosses.
+    pairs = [(f"{n} hat {d} {vd} .", f"{n} {ve} {e} .") for n in NAMES for d, e in THINGS for vd, ve in VERBS]
+    src, tgt = tmp_path / "tiny.de", tmp_path / "tiny.en"
+    src.write_text("".join(p[0] + "\n" for p in pairs), encoding="utf-8")
+    tgt.write_text("".join(p[1] + "\n" for p in pairs), encoding="utf-8")
+    return src, tgt
+
+
+def tiny_config(tmp_path: Path, src: Path, tgt: Path, **model) -> Path:
+    cfg = {
+        "data": {"train": {"src": str(src), "tgt": str(tgt)}, "dev": {"src": str(src), "tgt": str(tgt)},
+                 "vocab_size": 60, "spm_type": "bpe", "max_tokens": 1000},
+        "model": {"arch": "rnn", "rnn": {"emb_dim": 32, "enc_hidden": 32, "dec_hidden": 64, "dropout": 0.0,
+                                         **model}},
+        "decoding": {"beam_size": 3, "alpha": 0.6},
+        "label_smoothing": 0.0,
+        "cpu_threads": 1,
+        "training": {"run_dir": str(tmp_path / "run"), "device": "cpu", "lr": 0.02, "max_epochs": 50,
+                     "eval_every": 25, "metric": "bleu", "metric_mode": "max", "log_every": 1000},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def test_train_test_translate_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src, tgt = tiny_corpus(tmp_path)
+    config = tiny_config(tmp_path, src, tgt, decoder="luong", score="general")
+    assert main(["train", str(config)]) == 0
+    run = tmp_path / "run"
+    assert (run / "spm.model").is_file() and (run / "config.yaml").is_file()
+    capsys.readouterr()
+
+    assert main(["test", str(run), "--src", str(src), "--ref", str(tgt), "--beam", "3",
+                 "--output", str(tmp_path / "hyp.en")]) == 0
+    out = capsys.readouterr().out
+    assert "BLEU = 100.00" in out  # overfit: every training sentence translated exactly
+    assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in out  # sacrebleu's BLEU signature
+    assert "chrF2 = 100.00" in out and "TER = 0.00" in out
+    assert (tmp_path / "hyp.en").read_text(encoding="utf-8") == tgt.read_text(encoding="utf-8")
+
+    # A fresh process needs nothing but the run dir (run from elsewhere, so no relative path can help).
+    lines = src.read_text(encoding="utf-8").splitlines()[:3]
+    heat = tmp_path / "heat"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([sys.executable, "-m", "seq2seq_attn", "translate", str(run), "--beam", "2",
+                           "--save-attention", str(heat)],
+                          input="\n".join(lines) + "\n", capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == tgt.read_text(encoding="utf-8").splitlines()[:3]
+    pngs = sorted(heat.glob("*.png"))
+    assert [p.name for p in pngs] == ["00001.png", "00002.png", "00003.png"]
+    assert pngs[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_input_exits_with_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src, tgt = tiny_corpus(tmp_path)
+    short = tmp_path / "short.en"
+    short.write_text("".join(tgt.read_text(encoding="utf-8").splitlines(keepends=True)[:-1]), encoding="utf-8")
+    config = tiny_config(tmp_path, src, short)
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.de has 24 lines" in err and "short.en has 23 lines" in err
+    assert main(["test", str(tmp_path / "nothing"), "--src", str(src), "--ref", str(tgt)]) == 2
+    assert "not a run dir" in capsys.readouterr().err

@@ -1,0 +1,144 @@
+"""Translation data: readers and their errors, filters, subwords, token batches, label smoothing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq_attn.config import from_dict
+from seq2seq_attn.translation.config import TranslationConfig
+from seq2seq_attn.translation.corpus import read_corpus, read_hf, read_lines, read_parallel, read_tsv
+from seq2seq_attn.translation.data import collate_pairs, filter_pairs, sentence_batches, token_batches
+from seq2seq_attn.translation.subwords import BOS, EOS, PAD, Vocabs
+from seq2seq_attn.translation.task import TranslationTask, label_smoothed_nll
+
+DE = ["ein Haus", "zwei Katzen", "drei Hunde", "vier Bücher"]
+EN = ["a house", "two cats", "three dogs", "four books"]
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_gz_and_plain_read_the_same(tmp_path: Path) -> None:
+    plain = write(tmp_path / "a.de", [" ein Haus  ", "zwei"])
+    with gzip.open(tmp_path / "a.de.gz", "wt", encoding="utf-8") as fh:
+        fh.write(" ein Haus  \nzwei\n")
+    assert read_lines(plain) == read_lines(tmp_path / "a.de.gz") == ["ein Haus", "zwei"]
+
+
+def test_line_count_mismatch_names_both_files(tmp_path: Path) -> None:
+    src, tgt = write(tmp_path / "x.de", DE), write(tmp_path / "x.en", EN[:3])
+    with pytest.raises(ValueError, match=r"x\.de has 4 lines, .*x\.en has 3 lines"):
+        read_parallel(src, tgt)
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.de"
+    bad.write_bytes(b"gut\nauch gut\nschlecht \xff\xfe\n")
+    with pytest.raises(ValueError, match=r"bad\.de:3: invalid UTF-8"):
+        read_lines(bad)
+
+
+def test_tsv_and_missing_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.tsv", [f"{d}\t{e}" for d, e in zip(DE, EN)])
+    assert read_tsv(path) == (DE, EN)
+    assert read_tsv(path, 1, 0) == (EN, DE)
+    write(tmp_path / "d.tsv", ["a\tb", "only one"])
+    with pytest.raises(ValueError, match=r"d\.tsv:2: expected at least 2"):
+        read_tsv(tmp_path / "d.tsv")
+
+
+def test_hugging_face_json_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"translation": {"de": d, "en": e}}) + "\n" for d, e in zip(DE, EN)))
+    src, tgt = read_hf("json", None, "train", "translation.de", "translation.en", {"train": str(path)})
+    assert (src, tgt) == (DE, EN)
+    with pytest.raises(ValueError, match="no field 'translation.fr'"):
+        read_hf("json", None, "train", "translation.fr", "translation.en", {"train": str(path)})
+    cfg = from_dict(TranslationConfig, {"data": {
+        "hf": {"name": "json", "data_files": {"train": str(path)}}, "train": {"hf_split": "train"},
+        "dev": {"hf_split": "train"}}})
+    assert read_corpus(cfg.data.train, cfg.data)[:2] == (DE, EN)
+
+
+def test_filters_count_each_reason() -> None:
+    src_text = ["a", "", "b", "c", "d"]
+    tgt_text = ["a", "x", "", "c", "d"]
+    src_ids = [[5, EOS], [EOS], [6, EOS], [5] * 20 + [EOS], [5, 6, EOS]]
+    tgt_ids = [[5], [7], [], [5], [5] * 8]
+    keep, report = filter_pairs(src_text, tgt_text, src_ids, tgt_ids, max_len=10, max_ratio=2.5)
+    assert keep == [0]
+    assert (report.empty, report.too_long, report.bad_ratio, report.kept) == (2, 1, 1, 1)
+    assert "dropped 2 empty, 1 longer than 10 tokens, 1 with length ratio > 2.5; kept 1" in report.describe(
+        "train", 10, 2.5)
+
+
+def test_token_batches_respect_max_tokens_and_cover_everything() -> None:
+    lengths = [(i * 7919) % 37 + 1 for i in range(300)]
+    batches = token_batches(lengths, max_tokens=100, seed=3)
+    assert sorted(i for b in batches for i in b) == list(range(300))
+    assert all(len(b) * max(lengths[i] for i in b) <= 100 for b in batches)
+    assert batches == token_batches(lengths, max_tokens=100, seed=3)  # deterministic per seed
+    assert batches != token_batches(lengths, max_tokens=100, seed=4)
+    # Bucketing: far less padding than random batches of the same count.
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.15 * sum(lengths)
+    sb = sentence_batches(lengths, 16, seed=0)
+    assert sorted(i for b in sb for i in b) == list(range(300)) and max(map(len, sb)) == 16
+
+
+def test_collate_shapes_and_specials() -> None:
+    b = collate_pairs([[5, 6, EOS], [7, EOS]], [[8, 9], [10]], [0, 1])
+    assert b.src.tolist() == [[5, 6, EOS], [7, EOS, PAD]]
+    assert b.src_pad_mask.tolist() == [[False, False, False], [False, False, True]]
+    assert b.tgt_in.tolist() == [[BOS, 8, 9], [BOS, 10, PAD]]
+    assert b.tgt_out.tolist() == [[8, 9, EOS], [10, EOS, PAD]]
+    assert b.num_tokens == 5
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_subwords_saved_and_reloaded(tmp_path: Path, joint: bool) -> None:
+    vocabs = Vocabs.build(tmp_path, joint, DE * 5, EN * 5, 40, "bpe", 1.0, 1000)
+    reloaded = Vocabs.load(tmp_path, joint)
+    assert reloaded.encode_src(DE) == vocabs.encode_src(DE)
+    assert all(ids[-1] == EOS for ids in vocabs.encode_src(DE))
+    assert reloaded.decode_tgt(reloaded.encode_tgt(EN)[1]) == EN[1]
+    assert (vocabs.src is vocabs.tgt) == joint
+    expected = ["spm.model"] if joint else ["spm.src.model", "spm.tgt.model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == expected
+    for sp in (vocabs.src, vocabs.tgt):
+        assert [sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()] == [PAD, 1, BOS, EOS]
+
+
+def test_empty_corpus_after_filtering_is_a_clear_error(tmp_path: Path) -> None:
+    write(tmp_path / "t.de", ["ein sehr langer Satz mit vielen Wörtern"] * 4)
+    write(tmp_path / "t.en", ["a very long sentence with many words"] * 4)
+    cfg = from_dict(TranslationConfig, {"data": {
+        "train": {"src": str(tmp_path / "t.de"), "tgt": str(tmp_path / "t.en")},
+        "dev": {"src": str(tmp_path / "t.de"), "tgt": str(tmp_path / "t.en")}, "vocab_size": 30, "max_len": 2}})
+    with pytest.raises(ValueError, match=r"training corpus .*t\.de.* is empty after filtering .*4 longer than 2"):
+        TranslationTask(cfg, tmp_path / "run", log=lambda s: None)
+
+
+def test_label_smoothing_matches_definition() -> None:
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 3, 6), torch.tensor([[4, 5, PAD], [1, PAD, PAD]])
+    loss, nll = label_smoothed_nll(logits, target, 0.1)
+    lp = logits.log_softmax(-1)
+    keep = target != PAD
+    want_nll = -lp.gather(-1, target.unsqueeze(-1)).squeeze(-1)[keep].sum()
+    want = 0.9 * want_nll + 0.1 * (-lp.mean(-1))[keep].sum()
+    torch.testing.assert_close(nll, want_nll)
+    torch.testing.assert_close(loss, want)
+    plain = torch.nn.functional.cross_entropy(logits.view(-1, 6), target.view(-1), ignore_index=PAD,
+                                              reduction="sum", label_smoothing=0.1)
+    assert math.isclose(float(loss), float(plain), rel_tol=1e-5)
