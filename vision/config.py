@@ -1,0 +1,146 @@
+"""Typed configs of ``seq2seq-attn vision train`` and ``vision compare`` (see ``configs/vision_*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from seq2seq_attn.training.config import TrainingConfig
+
+from .models.resnet import ARCHS
+
+
+@dataclass
+class VisionDataConfig:
+    """Where the images come from, how they are split, normalized and augmented.
+
+    ``source: npz`` reads ``path`` (``shared:`` = the shared data folder): plain ``x_*``/``y_*`` arrays or the
+    JPEG-bytes CIFAR-10 copy (decoded once, cached in ``cache_dir``, default ``$SEQ2SEQ_ATTN_CACHE`` or
+    ``~/.cache/seq2seq_attn``). ``source: hf`` reads ``hf_name`` (a ``save_to_disk`` folder or a dataset name
+    for ``datasets.load_dataset``; nothing is downloaded on purpose).
+    ``valid: test`` evaluates on the test split (the CIFAR papers' protocol); ``holdout`` keeps ``valid_size``
+    shuffled training images apart and the test split for the final evaluation only.
+    """
+
+    source: Literal["npz", "hf"] = "npz"
+    path: str = ""
+    hf_name: str | None = None
+    hf_config: str | None = None
+    hf_train_split: str = "train"
+    hf_test_split: str = "test"
+    image_column: str | None = None  # hf: default img, image or pixel_values
+    label_column: str = "label"
+    cache_dir: str | None = None
+    max_train: int | None = None  # the first N (shuffled with data_seed) training images
+    max_test: int | None = None  # N test images (a random subset drawn with data_seed; files are class-ordered)
+    valid: Literal["test", "holdout"] = "test"
+    valid_size: int = 5000
+    data_seed: int = 0  # shuffles the subset/holdout selection (the training order uses training.seed)
+    mean: list[float] | None = None  # per channel in [0, 1]; default: computed on the training images
+    std: list[float] | None = None
+    augment: bool = True
+    crop_padding: int = 4
+    flip: bool = True
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.source == "npz" and not self.path:
+            raise ValueError("data.path is required for source 'npz' (e.g. shared:mnist/mnist.npz)")
+        if self.source == "hf" and not self.hf_name:
+            raise ValueError("data.hf_name is required for source 'hf' (a save_to_disk folder or a dataset name)")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("batch_size and eval_batch_size must be >= 1")
+        if self.crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give both mean and std, or neither")
+        for name in ("max_train", "max_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.valid == "holdout" and self.valid_size < 1:
+            raise ValueError(f"valid_size must be >= 1, got {self.valid_size}")
+
+
+@dataclass
+class VisionModelConfig:
+    """The backbone and where the attention module goes (see ``vision/models/resnet.py``).
+
+    ``attention``: a name from ``vision.list_attention()`` or null for the plain ResNet;
+    ``attention_kwargs`` go to ``vision.create_attention`` (e.g. ``{rd_ratio: 0.0625}``);
+    ``attention_position: block`` puts it in every residual block of ``attention_stages`` (SE-style, all stages
+    when null), ``stage`` puts one after each of those stages (non-local style).
+    """
+
+    arch: str = "resnet20"
+    shortcut: Literal["A", "B"] | None = None  # default: A for CIFAR ResNets and small, B for resnet18
+    blocks: list[int] | None = None  # arch small: blocks per stage
+    widths: list[int] | None = None  # arch small: channels per stage
+    stem_stride: int = 1
+    dropout: float = 0.0
+    attention: str | None = None
+    attention_kwargs: dict[str, Any] = field(default_factory=dict)
+    attention_stages: list[int] | None = None
+    attention_position: Literal["block", "stage"] = "block"
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
+        if self.stem_stride < 1:
+            raise ValueError(f"stem_stride must be >= 1, got {self.stem_stride}")
+        if self.attention in ("", "none"):
+            self.attention = None
+
+
+@dataclass
+class VisionConfig:
+    """``seq2seq-attn vision train CONFIG``: data, model and the Trainer's ``training`` section."""
+
+    data: VisionDataConfig
+    model: VisionModelConfig = field(default_factory=VisionModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class CompareConfig:
+    """``seq2seq-attn vision compare``: the modules, the benchmark input and the outputs.
+
+    ``modules``: names from ``vision.list_attention()``, ``none`` for the plain backbone, or ``all`` (every
+    registered module plus ``none``). ``module_kwargs`` adds per-module ``attention_kwargs``.
+    """
+
+    modules: list[str] = field(default_factory=lambda: ["all"])
+    module_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    module_position: dict[str, Literal["block", "stage"]] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [1])
+    train: bool = True  # False: only parameters, FLOPs, latency and memory
+    out_dir: str = "runs/vision_compare"
+    input_size: list[int] | None = None  # (B, C, H, W) for the benchmark; default (32, C, H, W) of the data
+    bench_device: str = "cpu"
+    bench_warmup: int = 2
+    bench_repeats: int = 5
+    bench_threads: int | None = None  # torch.set_num_threads for the CPU benchmark
+    map_modules: list[str] | None = None  # modules in the attention-map figure (default: all trained ones)
+    map_images: int = 4
+    map_min_size: int = 7  # show the deepest map whose feature map is at least this many pixels a side
+    skip_failed: bool = True  # a module that cannot be built or run gets a row with its error, not a crash
+
+    def __post_init__(self) -> None:
+        if not self.modules:
+            raise ValueError("modules must not be empty")
+        if not self.seeds:
+            raise ValueError("seeds must not be empty")
+        if self.input_size is not None and (len(self.input_size) != 4 or any(s < 1 for s in self.input_size)):
+            raise ValueError(f"input_size must be [B, C, H, W] with positive sizes, got {self.input_size}")
+        if self.bench_repeats < 1 or self.bench_warmup < 0:
+            raise ValueError("bench_repeats must be >= 1 and bench_warmup >= 0")
+
+
+@dataclass
+class VisionCompareConfig(VisionConfig):
+    """A vision training config (the fixed recipe every module gets) plus the ``compare`` section."""
+
+    compare: CompareConfig = field(default_factory=CompareConfig)

@@ -1,0 +1,20 @@
+"""Backbones for the vision attention modules: CIFAR ResNets, ResNet-18 (CIFAR stem) and a small MNIST ResNet."""
+
+from .resnet import (
+    ARCHS,
+    CIFAR_DEPTHS,
+    BasicBlock,
+    PadShortcut,
+    ResNet,
+    build_resnet,
+    mnist_resnet,
+    resnet18,
+    resnet20,
+    resnet56,
+    resnet110,
+)
+
+__all__ = [
+    "ARCHS", "CIFAR_DEPTHS", "BasicBlock", "PadShortcut", "ResNet", "build_resnet", "mnist_resnet", "resnet18",
+    "resnet20", "resnet56", "resnet110",
+]

@@ -1,0 +1,147 @@
+"""Image classification as a Trainer task (unit "img"): data, model, loss and evaluation.
+
+Batches travel as uint8 images; :meth:`VisionTask.loss` augments them (random crop + flip) and normalizes them
+on the training device. The augmentation of a batch is drawn from a ``torch.Generator`` seeded by the run's seed
+and the batch's example indices, so an interrupted and resumed run sees exactly the same augmented batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seq2seq_attn.training.task import StepOutput
+
+from .config import VisionConfig, VisionDataConfig, VisionModelConfig
+from .data import ImageSet, Normalize, augment, batch_seed, channel_stats, load_hf, load_npz
+from .models import build_resnet
+
+
+def load_split(cfg: VisionDataConfig, split: str) -> ImageSet:
+    """``split`` ("train"/"test") of the configured source."""
+    if cfg.source == "npz":
+        return load_npz(cfg.path, split, cfg.cache_dir)
+    hf_split = cfg.hf_train_split if split == "train" else cfg.hf_test_split
+    return load_hf(cfg.hf_name or "", hf_split, cfg.hf_config, cfg.image_column, cfg.label_column)
+
+
+def prepare_data(cfg: VisionDataConfig) -> tuple[ImageSet, ImageSet, ImageSet]:
+    """(train, valid, test) after the holdout split and the ``max_train``/``max_test`` subsets."""
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    if train.images.shape[1:] != test.images.shape[1:]:
+        raise ValueError(f"train images {tuple(train.images.shape[1:])} and test images "
+                         f"{tuple(test.images.shape[1:])} differ in shape")
+    g = torch.Generator().manual_seed(cfg.data_seed)
+    order = torch.randperm(len(train), generator=g)
+    if cfg.valid == "holdout":
+        if cfg.valid_size >= len(train):
+            raise ValueError(f"data.valid_size {cfg.valid_size} leaves no training images (of {len(train)})")
+        valid_idx, order = order[:cfg.valid_size], order[cfg.valid_size:]
+    if cfg.max_train is not None:
+        order = order[:cfg.max_train]
+    if cfg.max_test is not None and cfg.max_test < len(test):
+        test = test.subset(torch.randperm(len(test), generator=g)[:cfg.max_test].sort().values)
+    valid = train.subset(valid_idx) if cfg.valid == "holdout" else test
+    return train.subset(order.sort().values), valid, test
+
+
+def build_model(cfg: VisionModelConfig, num_classes: int, in_channels: int) -> nn.Module:
+    """The configured ResNet with its attention modules."""
+    return build_resnet(
+        cfg.arch, num_classes=num_classes, in_channels=in_channels, shortcut=cfg.shortcut, blocks=cfg.blocks,
+        widths=cfg.widths, stem_stride=cfg.stem_stride, dropout=cfg.dropout, attention=cfg.attention,
+        attention_kwargs=cfg.attention_kwargs, attention_stages=cfg.attention_stages,
+        attention_position=cfg.attention_position,
+    )
+
+
+class VisionTask:
+    """The Trainer's view of image classification (see ``seq2seq_attn.training.task.Task``)."""
+
+    unit = "img"
+
+    def __init__(self, config: VisionConfig, data: tuple[ImageSet, ImageSet, ImageSet] | None = None) -> None:
+        self.config = config
+        self.train_set, self.valid_set, self.test_set = data if data is not None else prepare_data(config.data)
+        d = config.data
+        if d.mean is not None and d.std is not None:
+            mean, std = d.mean, d.std
+        else:
+            mean, std = channel_stats(self.train_set.images)
+        channels = self.train_set.images.shape[1]
+        if len(mean) != channels:
+            raise ValueError(f"data.mean/std have {len(mean)} values for {channels}-channel images")
+        self.normalize = Normalize(mean, std)
+        self.num_classes = max(len(self.train_set.classes), int(self.train_set.labels.max()) + 1)
+        self.seed = config.training.seed
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train_set.images.shape[1:]
+        return c, h, w
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.config.model, self.num_classes, self.image_shape[0])
+
+    def train_batches(self, epoch: int) -> list[list[int]]:
+        """A fresh permutation per epoch, from (seed, epoch) only."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.train_set), generator=g).tolist()
+        bs = self.config.data.batch_size
+        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+        if self.config.data.drop_last and len(batches) > 1 and len(batches[-1]) < bs:
+            batches.pop()
+        return batches
+
+    def collate(self, indices: Sequence[int]) -> dict[str, Any]:
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        return {
+            "images": self.train_set.images[idx],  # uint8 (B, C, H, W)
+            "labels": self.train_set.labels[idx],  # (B,)
+            "seed": batch_seed(self.seed, idx),  # the batch's augmentation seed (an int: no device sync)
+        }
+
+    def prepare_inputs(self, images: torch.Tensor, seed: int | torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 images on the device -> augmented (when ``seed`` is given and augmentation is on), normalized."""
+        d = self.config.data
+        if seed is not None and d.augment and (d.crop_padding > 0 or d.flip):
+            g = torch.Generator(device=images.device)
+            g.manual_seed(int(seed))
+            images = augment(images, g, padding=d.crop_padding, flip=d.flip)
+        return self.normalize(images)  # float (B, C, H, W)
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> StepOutput:
+        labels = batch["labels"]
+        logits = model(self.prepare_inputs(batch["images"], batch["seed"]))  # (B, num_classes)
+        loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=self.config.label_smoothing)
+        n = labels.shape[0]
+        correct = (logits.argmax(-1) == labels).sum().item()
+        return StepOutput(loss_sum=loss, num_items=n, num_units=n, logs={"acc": correct / max(n, 1)})
+
+    @torch.no_grad()
+    def evaluate_set(self, model: nn.Module, images: ImageSet, device: torch.device | str) -> dict[str, float]:
+        """Loss, accuracy (%) and error (%) of ``model`` on ``images`` (no augmentation)."""
+        was_training = model.training
+        model.eval()
+        total_loss, correct = 0.0, 0
+        bs = self.config.data.eval_batch_size
+        for start in range(0, len(images), bs):
+            x = images.images[start:start + bs].to(device, non_blocking=True)
+            y = images.labels[start:start + bs].to(device, non_blocking=True)
+            logits = model(self.prepare_inputs(x)).float()  # (B, num_classes)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += int((logits.argmax(-1) == y).sum().item())
+        model.train(was_training)
+        n = max(len(images), 1)
+        acc = 100.0 * correct / n
+        return {"loss": total_loss / n, "acc": acc, "err": 100.0 - acc}
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        return self.evaluate_set(model, self.valid_set, device)
+
+    def evaluate_test(self, model: nn.Module, device: torch.device | str) -> dict[str, float]:
+        return self.evaluate_set(model, self.test_set, device)
