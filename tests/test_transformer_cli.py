@@ -1,0 +1,93 @@
+"""The Transformer end to end: trained by the Trainer through the CLI on a tiny corpus, tested, translated from
+the saved run dir in a fresh process; all attention matrices exported per layer and head."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from test_translation_cli import tiny_corpus  # the translation tests' crossing-alignment corpus
+
+from seq2seq_attn.cli import main
+from seq2seq_attn.translation.run import load_run
+from seq2seq_attn.translation.run import test as run_test
+from seq2seq_attn.translation.transformer_attention import (
+    attention_maps,
+    save_attention_npz,
+    save_head_heatmaps,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def transformer_config(tmp_path: Path, src: Path, tgt: Path) -> Path:
+    cfg = {
+        "data": {"train": {"src": str(src), "tgt": str(tgt)}, "dev": {"src": str(src), "tgt": str(tgt)},
+                 "vocab_size": 60, "spm_type": "bpe", "max_tokens": 1000},
+        "model": {"arch": "transformer", "tie_embeddings": True, "share_embeddings": True,
+                  "transformer": {"d_model": 32, "heads": 4, "encoder_layers": 2, "decoder_layers": 2,
+                                  "ffn_dim": 64, "dropout": 0.0, "norm_first": True, "max_positions": 64}},
+        "decoding": {"beam_size": 3, "alpha": 0.6},
+        "label_smoothing": 0.0,
+        "training": {"run_dir": str(tmp_path / "run"), "device": "cpu", "lr": 0.005, "schedule": "noam",
+                     "warmup_steps": 20, "betas": [0.9, 0.98], "max_epochs": 150, "eval_every": 50,
+                     "metric": "bleu", "metric_mode": "max", "patience": 2, "log_every": 1000,
+                     "tensorboard": False, "progress": False},
+    }
+    path = tmp_path / "tiny_transformer.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def test_transformer_train_test_translate_and_attention(tmp_path: Path) -> None:
+    src, tgt = tiny_corpus(tmp_path)
+    assert main(["train", str(transformer_config(tmp_path, src, tgt))]) == 0
+    run_dir = tmp_path / "run"
+    scores = run_test(run_dir, src, tgt, beam_size=3, out=io.StringIO())  # what `seq2seq-attn test` prints
+    assert scores[0].text.startswith("BLEU = 100.00")  # overfits the tiny corpus
+
+    # A fresh process translates from the run dir alone.
+    lines = src.read_text(encoding="utf-8").splitlines()[:3]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([sys.executable, "-m", "seq2seq_attn", "translate", str(run_dir), "--beam", "2"],
+                          input="\n".join(lines) + "\n", capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == tgt.read_text(encoding="utf-8").splitlines()[:3]
+
+    # Every attention of the chosen hypothesis: encoder self, decoder self and cross, per layer and head.
+    run = load_run(run_dir, "cpu")
+    hyp = run.translate(lines[:1], beam_size=3)[0][0]
+    src_ids = run.vocabs.encode_src(lines[:1])[0]
+    maps = attention_maps(run.model, src_ids, hyp.tokens, "cpu")
+    s, t = len(src_ids), len(hyp.tokens) + 1
+    assert {k: v.shape for k, v in maps.items()} == {
+        **{f"encoder_layers.{i}.self_attn": (4, s, s) for i in range(2)},
+        **{f"decoder_layers.{i}.self_attn": (4, t, t) for i in range(2)},
+        **{f"decoder_layers.{i}.multihead_attn": (4, t, s) for i in range(2)},
+    }
+    # The search's attention matrix is the last layer's cross-attention averaged over heads.
+    np.testing.assert_allclose(maps["decoder_layers.1.multihead_attn"].mean(0), hyp.attention.numpy(), atol=1e-5)
+
+    src_pieces = [*run.vocabs.src.encode(lines[0], out_type=str), "</s>"]
+    tgt_pieces = [*(run.vocabs.tgt.id_to_piece(i) for i in hyp.tokens), "</s>"]
+    npz = save_attention_npz(tmp_path / "attn.npz", [maps], [src_pieces], [tgt_pieces])
+    with np.load(npz) as data:
+        np.testing.assert_array_equal(data["0/decoder_layers.0.self_attn"], maps["decoder_layers.0.self_attn"])
+        assert list(data["0/src"]) == src_pieces
+    pngs = save_head_heatmaps(maps, src_pieces, tgt_pieces, tmp_path / "heads", "00001")
+    assert [p.name for p in pngs] == ["00001_L1_mean.png", *(f"00001_L1_h{h}.png" for h in range(4))]
+    assert pngs[0].read_bytes()[:4] == b"\x89PNG"
