@@ -18,11 +18,8 @@ from test_translation_cli import tiny_corpus  # the translation tests' crossing-
 from seq2seq_attn.cli import main
 from seq2seq_attn.translation.run import load_run
 from seq2seq_attn.translation.run import test as run_test
-from seq2seq_attn.translation.transformer_attention import (
-    attention_maps,
-    save_attention_npz,
-    save_head_heatmaps,
-)
+from seq2seq_attn.translation.transformer_attention import attention_maps
+from seq2seq_attn.translation.transformer_attention import main as export_main
 
 
 @pytest.fixture(autouse=True)
@@ -82,12 +79,17 @@ def test_transformer_train_test_translate_and_attention(tmp_path: Path) -> None:
     # The search's attention matrix is the last layer's cross-attention averaged over heads.
     np.testing.assert_allclose(maps["decoder_layers.1.multihead_attn"].mean(0), hyp.attention.numpy(), atol=1e-5)
 
+    # The exporter's command line: all matrices to .npz, per-head heatmaps of the last layer.
+    first = tmp_path / "first.de"
+    first.write_text(lines[0] + "\n", encoding="utf-8")
+    assert export_main([str(run_dir), "--src", str(first), "--beam", "3", "--device", "cpu",
+                        "--npz", str(tmp_path / "attn.npz"), "--heads-dir", str(tmp_path / "heads")]) == 0
     src_pieces = [*run.vocabs.src.encode(lines[0], out_type=str), "</s>"]
-    tgt_pieces = [*(run.vocabs.tgt.id_to_piece(i) for i in hyp.tokens), "</s>"]
-    npz = save_attention_npz(tmp_path / "attn.npz", [maps], [src_pieces], [tgt_pieces])
-    with np.load(npz) as data:
-        np.testing.assert_array_equal(data["0/decoder_layers.0.self_attn"], maps["decoder_layers.0.self_attn"])
-        assert list(data["0/src"]) == src_pieces
-    pngs = save_head_heatmaps(maps, src_pieces, tgt_pieces, tmp_path / "heads", "00001")
-    assert [p.name for p in pngs] == ["00001_L1_mean.png", *(f"00001_L1_h{h}.png" for h in range(4))]
+    with np.load(tmp_path / "attn.npz") as data:
+        assert sorted(data.files) == sorted([f"0/{k}" for k in maps] + ["0/src", "0/tgt"])
+        np.testing.assert_allclose(data["0/decoder_layers.0.self_attn"], maps["decoder_layers.0.self_attn"])
+        assert list(data["0/src"]) == src_pieces and len(data["0/tgt"]) == t
+    pngs = sorted((tmp_path / "heads").glob("*.png"))
+    assert [p.name for p in pngs] == ["00001_L1_h0.png", "00001_L1_h1.png", "00001_L1_h2.png", "00001_L1_h3.png",
+                                      "00001_L1_mean.png"]
     assert pngs[0].read_bytes()[:4] == b"\x89PNG"

@@ -81,3 +81,59 @@ def save_head_heatmaps(maps: dict[str, np.ndarray], src: Sequence[str], tgt: Seq
         paths.append(save_heatmap(w[h], src, tgt, out_dir / f"{stem}_L{layer}_h{h}.png",
                                   title=f"{title or ''}\nlayer {layer}, head {h}".strip()))
     return paths
+
+
+def export(run_dir: str | Path, sources: Sequence[str], npz: Path | None = None, heads_dir: Path | None = None,
+           beam_size: int | None = None, layer: int = -1, device: str = "auto") -> list[str]:
+    """Translate ``sources`` with a run dir, then dump every attention matrix to ``npz`` and/or write per-head
+    cross-attention heatmaps of decoder layer ``layer`` into ``heads_dir``; returns the translations."""
+    from .run import load_run
+
+    run = load_run(run_dir, device)
+    hyps = run.translate(sources, beam_size)
+    all_maps, src_pieces, tgt_pieces, outputs = [], [], [], []
+    for i, (source, hyp_list) in enumerate(zip(sources, hyps), start=1):
+        tokens = hyp_list[0].tokens if source and hyp_list else []
+        outputs.append(run.detok(tokens) if source else "")
+        src_ids = run.vocabs.encode_src([source])[0]
+        maps = attention_maps(run.model, src_ids, tokens, run.device)
+        src_tok = [*run.vocabs.src.encode(source, out_type=str), "</s>"]
+        tgt_tok = [*(run.vocabs.tgt.id_to_piece(t) for t in tokens), "</s>"]
+        all_maps.append(maps)
+        src_pieces.append(src_tok)
+        tgt_pieces.append(tgt_tok)
+        if heads_dir is not None and source:
+            save_head_heatmaps(maps, src_tok, tgt_tok, heads_dir, f"{i:05d}", layer, f"{source}\n{outputs[-1]}")
+    if npz is not None:
+        save_attention_npz(npz, all_maps, src_pieces, tgt_pieces)
+    return outputs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    from .corpus import read_parallel
+
+    p = argparse.ArgumentParser(
+        prog="python -m seq2seq_attn.translation.transformer_attention",
+        description="Translate with a run dir and export every attention matrix (per layer and head).")
+    p.add_argument("run_dir")
+    p.add_argument("--src", required=True, type=Path, help="source sentences, one per line (plain or .gz)")
+    p.add_argument("--limit", type=int, default=None, help="first N sentences only")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default: the config's)")
+    p.add_argument("--npz", type=Path, default=None, help="write all matrices to this .npz")
+    p.add_argument("--heads-dir", type=Path, default=None, help="per-head cross-attention heatmaps (PNG)")
+    p.add_argument("--layer", type=int, default=-1, help="decoder layer for the per-head heatmaps")
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    if args.npz is None and args.heads_dir is None:
+        p.error("nothing to do: give --npz FILE and/or --heads-dir DIR")
+    sources, _ = read_parallel(args.src, args.src)
+    for line in export(args.run_dir, sources[: args.limit], args.npz, args.heads_dir, args.beam, args.layer,
+                       args.device):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
