@@ -109,7 +109,8 @@ def _time_alternating(fns: dict[str, Callable[[], None]], device: torch.device, 
 
 def bench_step(args, device: torch.device, autocast: torch.dtype | None) -> list[str]:
     cfg = TransformerConfig(d_model=args.d_model, heads=args.heads, encoder_layers=args.layers,
-                            decoder_layers=args.layers, ffn_dim=args.ffn, dropout=0.1, norm_first=args.norm_first)
+                            decoder_layers=args.layers, ffn_dim=args.ffn, dropout=0.1, norm_first=args.norm_first,
+                            final_norm=True)  # torch.nn.Transformer always ends both stacks with a LayerNorm
     torch.manual_seed(0)
     ours = TransformerSeq2Seq(args.vocab, args.vocab, cfg).to(device)
     ref_inner = TransformerSeq2Seq(args.vocab, args.vocab, cfg).to(device)
@@ -131,7 +132,8 @@ def bench_step(args, device: torch.device, autocast: torch.dtype | None) -> list
             f"{'pre' if args.norm_first else 'post'}-LN, V {args.vocab}, batch {args.batch}x{args.src_len}/"
             f"{args.tgt_len} | {args.dtype} | {t['ours'] * 1e3:.1f} | {t['torch'] * 1e3:.1f} | "
             f"**{t['ours'] / t['torch']:.3f}** | {tokens / t['ours']:.0f} |")
-    print(f"params ours {n_ours:,}, torch {n_ref:,}")
+    if n_ours != n_ref:
+        raise RuntimeError(f"the models differ: {n_ours:,} parameters (ours) against {n_ref:,} (torch)")
     header = ["| model, batch (sentences x src/tgt tokens) | dtype | ours ms/step | torch.nn.Transformer ms/step | "
               "ratio ours/torch | ours tok/s |", "|---|---|---|---|---|---|"]
     return [*header, line]
