@@ -72,6 +72,7 @@ def test_layers_match_torch(norm_first: bool, activation: str) -> None:
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")  # torch's note about its own fast path
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_stacks_match_torch_transformer(norm_first: bool) -> None:
     """Whole encoder and decoder stacks (with final LayerNorms) equal ``torch.nn.Transformer``."""
