@@ -10,8 +10,9 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("test", help="translate a test set and score it (BLEU, chrF, TER with signatures)")
     p.add_argument("run_dir", type=Path, help="a run dir written by `seq2seq-attn train`")
-    p.add_argument("--src", required=True, type=Path, help="source sentences, one per line (plain or .gz)")
-    p.add_argument("--ref", required=True, type=Path, help="reference translations, one per line")
+    p.add_argument("--src", required=True, help="source sentences, one per line (plain or .gz; "
+                   "shared:PATH reads from the shared data folder)")
+    p.add_argument("--ref", required=True, help="reference translations, one per line")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the config's decoding.beam_size)")
     p.add_argument("--output", type=Path, default=None, help="write the detokenized translations here")
     p.add_argument("--save-attention", type=Path, default=None, metavar="DIR",

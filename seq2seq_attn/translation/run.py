@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import load_config
 from .config import TranslationConfig
-from .corpus import read_parallel
+from .corpus import read_parallel, resolve_path
 from .heatmap import save_heatmap
 from .metrics import Score, corpus_scores
 from .models import build_model
@@ -104,7 +104,7 @@ def test(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int |
          which: str = "best", out: TextIO = sys.stdout) -> list[Score]:
     """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores."""
     run = load_run(run_dir, device, which)
-    sources, refs = read_parallel(src, ref)
+    sources, refs = read_parallel(resolve_path(str(src)), resolve_path(str(ref)))
     hyps = run.translate(sources, beam_size)
     outputs = [run.detok(h[0].tokens) if h else "" for h in hyps]
     if output is not None:

@@ -56,8 +56,9 @@ class RNNSeq2Seq(Seq2SeqModel):
         state = self.init_state(enc, 1)
         emb = self.dropout(self.tgt_embedding(tgt_in))  # (B, T, E)
         outs = []
-        for t in range(tgt_in.size(1)):
-            out, state, _ = self.decoder(emb[:, t : t + 1], state, enc)  # (B, 1, D)
+        # unbind, not emb[:, t]: one backward op instead of a zero-filled (B, T, E) gradient per step
+        for emb_t in emb.unbind(1):
+            out, state, _ = self.decoder(emb_t.unsqueeze(1), state, enc)  # (B, 1, D)
             outs.append(out)
         return self._logits(torch.cat(outs, 1))  # (B, T, V)
 
