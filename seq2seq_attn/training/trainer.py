@@ -362,6 +362,7 @@ class Trainer:
             disable=not (self.dist.is_main and cfg.progress),
             dynamic_ncols=True,
             leave=False,
+            mininterval=1.0,
         )
         stop: str | None = None
         acc = _Accumulator()
