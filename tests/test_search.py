@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from test_rnn_models import one_thread  # noqa: F401  (autouse fixture: one torch thread)
 
 from seq2seq_attn.translation.config import ModelConfig, RNNConfig
 from seq2seq_attn.translation.models import Seq2SeqModel, build_model, gather_beams
@@ -13,14 +14,6 @@ from seq2seq_attn.translation.search import beam_search, greedy_search, length_p
 
 BOS, EOS = 2, 3
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Step-by-step decoding is many tiny ops: one thread is fastest, and two spin badly on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small_model(seed: int = 0, **rnn) -> Seq2SeqModel:

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
+from test_rnn_models import one_thread  # noqa: F401  (autouse fixture: one torch thread)
 
 from seq2seq_attn.cli import main
 
@@ -18,14 +18,6 @@ NAMES = ["Anna", "Peter", "Lena", "Paul"]
 THINGS = [("zwei Äpfel", "two apples"), ("drei Bücher", "three books"), ("vier Katzen", "four cats")]
 VERBS = [("gekauft", "bought"), ("gesehen", "saw")]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Step-by-step decoding is many tiny ops: one thread is fastest, and two spin badly on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_corpus(tmp_path: Path) -> tuple[Path, Path]:
@@ -74,12 +66,20 @@ def test_train_test_translate_round_trip(tmp_path: Path, capsys: pytest.CaptureF
     lines = src.read_text(encoding="utf-8").splitlines()[:3]
     heat = tmp_path / "heat"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.run([sys.executable, "-m", "seq2seq_attn", "translate", str(run), "--beam", "2",
-                           "--save-attention", str(heat)],
-                          input="\n".join(lines) + "\n", capture_output=True, text=True, env=env, timeout=120,
-                          cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == tgt.read_text(encoding="utf-8").splitlines()[:3]
+    proc = subprocess.Popen([sys.executable, "-m", "seq2seq_attn", "translate", str(run), "--beam", "2",
+                             "--save-attention", str(heat)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    refs = tgt.read_text(encoding="utf-8").splitlines()
+    try:
+        # Interactive: the first line is answered before the next one is sent.
+        proc.stdin.write(lines[0] + "\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == refs[0] + "\n"
+        out, err = proc.communicate("\n".join(lines[1:]) + "\n", timeout=120)  # then a batch
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == refs[1:3]
     pngs = sorted(heat.glob("*.png"))
     assert [p.name for p in pngs] == ["00001.png", "00002.png", "00003.png"]
     assert pngs[0].read_bytes()[:4] == b"\x89PNG"

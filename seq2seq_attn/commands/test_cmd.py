@@ -8,17 +8,14 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from .translate import add_decoding_args
+
     p = sub.add_parser("test", help="translate a test set and score it (BLEU, chrF, TER with signatures)")
-    p.add_argument("run_dir", type=Path, help="a run dir written by `seq2seq-attn train`")
+    add_decoding_args(p)
     p.add_argument("--src", required=True, help="source sentences, one per line (plain or .gz; "
                    "shared:PATH reads from the shared data folder)")
     p.add_argument("--ref", required=True, help="reference translations, one per line")
-    p.add_argument("--beam", type=int, default=None, help="beam size (default: the config's decoding.beam_size)")
     p.add_argument("--output", type=Path, default=None, help="write the detokenized translations here")
-    p.add_argument("--save-attention", type=Path, default=None, metavar="DIR",
-                   help="write one attention heatmap PNG per sentence into DIR")
-    p.add_argument("--which", choices=("best", "latest"), default="best", help="which weights to load")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.set_defaults(func=run)
 
 

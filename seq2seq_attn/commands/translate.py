@@ -8,15 +8,20 @@ import sys
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("translate", help="translate stdin to stdout with a trained run dir")
+def add_decoding_args(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``translate`` and ``test``: run dir, beam, heatmaps, weights, device."""
     p.add_argument("run_dir", type=Path, help="a run dir written by `seq2seq-attn train`")
     p.add_argument("--beam", type=int, default=None, help="beam size (default: the config's decoding.beam_size)")
-    p.add_argument("--n-best", type=int, default=1, help="print N hypotheses per line as `i ||| text ||| score`")
     p.add_argument("--save-attention", type=Path, default=None, metavar="DIR",
                    help="write one attention heatmap PNG per sentence into DIR")
     p.add_argument("--which", choices=("best", "latest"), default="best", help="which weights to load")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate", help="translate stdin to stdout with a trained run dir")
+    add_decoding_args(p)
+    p.add_argument("--n-best", type=int, default=1, help="print N hypotheses per line as `i ||| text ||| score`")
     p.set_defaults(func=run)
 
 
