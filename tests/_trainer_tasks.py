@@ -45,6 +45,7 @@ class TinyRegression:
         seed: int = 0,
         nan_calls: Collection[int] = (),
         signal_at: int | None = None,
+        signal_num: int = signal.SIGTERM,
     ) -> None:
         g = torch.Generator().manual_seed(seed)
         self.x = torch.randn(n, dim, generator=g)
@@ -54,7 +55,8 @@ class TinyRegression:
         self.val_y = self.val_x @ self.w
         self.dim, self.hidden, self.dropout, self.augment, self.seed = dim, hidden, dropout, augment, seed
         self.nan_calls = set(nan_calls)  # loss() calls (1-based) whose loss is NaN
-        self.signal_at = signal_at  # loss() call during which the process sends itself SIGTERM
+        self.signal_at = signal_at  # loss() call during which the process sends itself `signal_num`
+        self.signal_num = signal_num
         self.calls = 0
 
     def build_model(self) -> nn.Module:
@@ -85,7 +87,7 @@ class TinyRegression:
     def loss(self, model: nn.Module, batch: Batch) -> StepOutput:
         self.calls += 1
         if self.signal_at is not None and self.calls == self.signal_at:
-            os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of this step
+            os.kill(os.getpid(), self.signal_num)  # arrives in the middle of this step
         pred = model(batch.x).squeeze(-1)  # (batch,)
         loss_sum = ((pred - batch.y) ** 2).sum()
         if self.calls in self.nan_calls:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 
+import pytest
 import torch
 from _trainer_tasks import TinyRegression, config
 
@@ -44,3 +46,32 @@ def test_fit_trains_checkpoints_and_loads_best(tmp_path):
         assert torch.equal(v, final[k]), k
     assert load_weights(fresh, run, which="best") == run / "best.safetensors"
     assert set(read_weights(run / "best.safetensors")) == set(final)
+
+
+def test_sigint_finishes_the_step_checkpoints_and_resume_continues_exactly(tmp_path):
+    handler = signal.getsignal(signal.SIGINT)
+    ref = Trainer(TinyRegression(), config(str(tmp_path / "ref"), max_epochs=2), {"task": "tiny"})
+    ref.fit()
+    stopped = Trainer(
+        TinyRegression(signal_at=5, signal_num=signal.SIGINT),
+        config(str(tmp_path / "run"), max_epochs=2),
+        {"task": "tiny"},
+    )
+    summary = stopped.fit()
+    assert summary["stopped"] == "signal" and summary["signal"] == "SIGINT" and summary["steps"] == 5
+    assert signal.getsignal(signal.SIGINT) is handler  # the trainer's handler is gone again
+    assert json.loads((tmp_path / "run" / "latest.json").read_text())["step"] == 5
+    assert "stopped by SIGINT" in (tmp_path / "run" / "train.log").read_text()
+
+    resumed = Trainer(TinyRegression(), config(str(tmp_path / "run"), max_epochs=2), {"task": "tiny"}, resume=True)
+    assert resumed.fit()["resumed_from_step"] == 5
+    losses = [(r["step"], r["loss"]) for r in _records(tmp_path / "run")]
+    assert losses == [(r["step"], r["loss"]) for r in _records(tmp_path / "ref")]
+    for a, b in zip(ref.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_resume_warns_about_changed_settings_outside_model_and_training(tmp_path):
+    Trainer(TinyRegression(), config(str(tmp_path / "run"), max_epochs=1), {"task": "tiny"}).fit()
+    with pytest.warns(UserWarning, match=r"resuming with changed settings: task \('tiny' -> 'tiny2'\)"):
+        Trainer(TinyRegression(), config(str(tmp_path / "run"), max_epochs=1), {"task": "tiny2"}, resume=True).fit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,11 @@ RESUMABLE_CHANGES = frozenset(
         "keep_last",
         "compile",
         "patience",
+        "run_dir",
     )
 )
+#: Sections whose changes are refused on resume (other sections, e.g. decoding, only give a warning).
+GUARDED_SECTIONS = ("model", "training")
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -93,11 +97,14 @@ def prepare_run_dir(
         except yaml.YAMLError as e:
             raise ValueError(f"{run_dir / CONFIG_FILE}: invalid YAML ({e})") from e
         changes = config_changes(old_config, new_config)
-        if changes:
-            shown = "; ".join(changes[:5]) + (f" (+{len(changes) - 5} more)" if len(changes) > 5 else "")
+        guarded = [c for c in changes if c.split(".", 1)[0] in GUARDED_SECTIONS]
+        if guarded:
+            shown = "; ".join(guarded[:5]) + (f" (+{len(guarded) - 5} more)" if len(guarded) > 5 else "")
             raise ValueError(
                 f"{run_dir}: cannot resume with a different config: {shown}; use a new run dir or --overwrite"
             )
+        if changes and write:
+            warnings.warn(f"{run_dir}: resuming with changed settings: {'; '.join(changes)}", stacklevel=2)
     if not write:
         return run_dir
     if overwrite:

@@ -168,6 +168,7 @@ class Trainer:
         self.amp_dtype, use_scaler = resolve_precision(cfg.precision, self.device)
         self.dist.init(self.device)
         old_handlers = self._install_signal_handlers()
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
         self.log: RunLogger | None = None
         try:
             # Every rank checks the run dir and reads the checkpoint before rank 0 changes anything on disk.
@@ -187,6 +188,7 @@ class Trainer:
         finally:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
+            set_deterministic(was_deterministic)
             if self.log is not None:
                 self.log.close()
             self.dist.shutdown()
