@@ -224,6 +224,7 @@ class Trainer:
         self.last_eval_step = self.last_save_step = -1
         self.last_metrics: dict[str, float] = {}
         self.resumed_from: int | None = None
+        self.window = _Window()
 
         rng_states = None
         latest = read_latest(self.run_dir) if self.resume else None
@@ -284,6 +285,8 @@ class Trainer:
             "nonfinite": self.nonfinite,
             "last_eval_step": self.last_eval_step,
             "world_size": self.dist.world_size,
+            # the unlogged part of the log window, so a resumed run logs the same averages
+            "window": {k: v for k, v in dataclasses.asdict(self.window).items() if k != "start"},
         }
 
     def _load_state(self, state: dict) -> None:
@@ -295,13 +298,14 @@ class Trainer:
         self.best, self.best_step = state["best"], state["best_step"]
         self.bad_evals, self.nonfinite = state["bad_evals"], state["nonfinite"]
         self.last_eval_step, self.last_save_step = state["last_eval_step"], self.step
+        self.window = _Window(**state["window"])
 
     # -------------------------------------------------------------------------------------------- loop
 
     def _train(self) -> dict[str, Any]:
         cfg = self.cfg
         self.start_time = time.monotonic()
-        self.window = _Window()
+        self.window.start = time.perf_counter()
         stop: str | None = None
         if cfg.max_steps is not None and self.step >= cfg.max_steps:
             stop = "max_steps"
