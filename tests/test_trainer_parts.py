@@ -186,3 +186,16 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
 def _fit(run_dir, task, **cfg):
     trainer = Trainer(task, config(str(run_dir), **cfg))
     return trainer, trainer.fit()
+
+
+def test_deterministic_flag_is_on_during_fit_and_restored_after(tmp_path):
+    seen = []
+
+    class Probe(TinyRegression):
+        def loss(self, model, batch):
+            seen.append(torch.are_deterministic_algorithms_enabled())
+            return super().loss(model, batch)
+
+    before = torch.are_deterministic_algorithms_enabled()
+    _fit(tmp_path / "det", Probe(), deterministic=True, max_steps=2)
+    assert seen == [True, True] and torch.are_deterministic_algorithms_enabled() == before

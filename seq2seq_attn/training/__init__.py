@@ -1,4 +1,18 @@
-"""One trainer for every task: see :class:`Trainer` and the :class:`Task` protocol."""
+"""One trainer for every task: see :class:`Trainer` and the :class:`Task` protocol.
+
+A task's ``train`` command is a few lines (see :mod:`.cli`)::
+
+    cfg = load_config(MyConfig, path, overrides_from_args(args))      # MyConfig has a `training:` section
+    return train_from_args(MyTask(cfg), cfg.training, cfg, args)      # --resume, --overwrite, --device
+
+What the trainer writes to ``training.run_dir``: ``config.yaml``, ``train.log``, ``metrics.jsonl`` (one record
+per log step and per evaluation), ``checkpoints/step-NNNNNN.{safetensors,state.pt}`` (the last
+``keep_last``), ``latest.json`` and ``best.safetensors`` + ``best.json``. ``load_weights(model, run_dir)``
+loads the best weights (or the latest, with ``which="latest"``) for inference. ``--resume`` continues bit for
+bit on CPU (same losses and weights as an uninterrupted run); SIGINT/SIGTERM finish the step, checkpoint and
+exit with 128 + the signal number. Under ``torchrun`` each rank takes ``indices[rank::world]`` of every global
+batch, and the loss is divided by the global item count, so N processes train exactly like one.
+"""
 
 from .checkpoint import CheckpointError, average_weights, load_weights, read_weights, save_weights
 from .cli import add_training_args, overrides_from_args, run_training, train_from_args

@@ -45,7 +45,11 @@ class Task(Protocol):
         """Turn example indices into a batch (tensors on CPU; the trainer moves them)."""
 
     def loss(self, model: nn.Module, batch: Any) -> StepOutput:
-        """Forward pass and summed loss for one batch already on the model's device."""
+        """Forward pass and summed loss for one batch already on the model's device.
+
+        Call ``model(...)`` (its forward) only: under distributed training ``model`` is wrapped in
+        DistributedDataParallel (and under ``training.compile`` compiled), and only forward synchronizes.
+        """
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Validation metrics (computed by rank 0 on the unwrapped model, in eval mode, no grad)."""
