@@ -92,6 +92,12 @@ class VisionModelConfig:
             raise ValueError(f"stem_stride must be >= 1, got {self.stem_stride}")
         if self.attention in ("", "none"):
             self.attention = None
+        if self.attention is not None:
+            from .registry import list_attention
+
+            if self.attention not in list_attention():
+                raise ValueError(f"unknown attention module {self.attention!r}; available: "
+                                 f"{', '.join(list_attention())}")
 
 
 @dataclass
