@@ -61,6 +61,7 @@ class ModuleResult:
     fwd_bwd_peak: int | None = None
     accs: list[float] = field(default_factory=list)  # test accuracy (%) per seed
     train_seconds: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. a run stopped by training.max_minutes
     error: str | None = None
 
     @property
@@ -229,8 +230,11 @@ def train_and_test(run_cfg: VisionConfig, data: tuple[ImageSet, ImageSet, ImageS
     if summary["stopped"] == "signal":
         raise KeyboardInterrupt(f"{run_dir}: stopped by a signal")
     model = trainer.model
-    test = task.evaluate_test(model, trainer.device)
-    test["train_seconds"] = float(summary["wall_seconds"])
+    if run_cfg.data.valid == "test" and summary["last_metrics"]:
+        test = dict(summary["last_metrics"])  # the trainer's final evaluation already was on the test split
+    else:
+        test = task.evaluate_test(model, trainer.device)
+    test.update(train_seconds=float(summary["wall_seconds"]), steps=summary["steps"], stopped=summary["stopped"])
     result_file.write_text(json.dumps({"config": plain, "test": test}, indent=1), encoding="utf-8")
     return test, model.cpu(), task
 
@@ -334,11 +338,11 @@ def write_table(results: list[ModuleResult], path: Path, header: str) -> str:
     base = next((r for r in results if r.module == BASELINE and r.params is not None), None)
     lines = [header, "",
              "| module | params | Δ params | MFLOPs/img | fwd ms | fwd+bwd ms | fwd peak MB | fwd+bwd peak MB "
-             "| test acc % (mean ± std) | seeds |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| test acc % (mean ± std) | seeds | train s/run | note |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in results:
         if r.error:
-            lines.append(f"| {r.module} | error: {r.error} |  |  |  |  |  |  |  |  |")
+            lines.append(f"| {r.module} |  |  |  |  |  |  |  |  |  |  | error: {r.error} |")
             continue
         delta = "–" if base is None or r.params is None else f"{r.params - base.params:+,}"
         acc = "–" if r.acc_mean is None else f"{r.acc_mean:.2f} ± {r.acc_std:.2f}"
@@ -346,7 +350,8 @@ def write_table(results: list[ModuleResult], path: Path, header: str) -> str:
         lines.append(
             f"| {r.module} | {_fmt(r.params, ',')} | {delta} | {_fmt(r.flops and r.flops / 1e6, '.2f')} "
             f"| {_fmt(r.fwd_ms, '.2f')} | {_fmt(r.fwd_bwd_ms, '.2f')} | {_fmt(mb[0], '.2f')} | {_fmt(mb[1], '.2f')} "
-            f"| {acc} | {len(r.accs)} |"
+            f"| {acc} | {len(r.accs)} | {_fmt(statistics.fmean(r.train_seconds) if r.train_seconds else None, '.0f')} "
+            f"| {'; '.join(r.notes)} |"
         )
     text = "\n".join(lines) + "\n"
     path.write_text(text, encoding="utf-8")
@@ -357,11 +362,12 @@ def write_csv(results: list[ModuleResult], path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["module", "params", "flops_per_image", "fwd_ms", "fwd_bwd_ms", "fwd_peak_bytes",
-                         "fwd_bwd_peak_bytes", "acc_mean", "acc_std", "seeds", "accs", "train_seconds", "error"])
+                         "fwd_bwd_peak_bytes", "acc_mean", "acc_std", "seeds", "accs", "train_seconds", "notes",
+                         "error"])
         for r in results:
             writer.writerow([r.module, r.params, r.flops, r.fwd_ms, r.fwd_bwd_ms, r.fwd_peak, r.fwd_bwd_peak,
                              r.acc_mean, r.acc_std, len(r.accs), " ".join(f"{a:.2f}" for a in r.accs),
-                             " ".join(f"{s:.1f}" for s in r.train_seconds), r.error or ""])
+                             " ".join(f"{s:.1f}" for s in r.train_seconds), "; ".join(r.notes), r.error or ""])
 
 
 def plot_bars(results: list[ModuleResult], path: Path, title: str) -> None:
@@ -443,8 +449,9 @@ def run_compare(cfg: VisionCompareConfig, device: str | None = None,
             for i, seed in enumerate(cc.seeds):
                 test, trained, task = train_and_test(run_config(cfg, module, seed), data, device)
                 row.accs.append(test["acc"])
-                if "train_seconds" in test:
-                    row.train_seconds.append(test["train_seconds"])
+                row.train_seconds.append(test["train_seconds"])
+                if test["stopped"] not in ("max_epochs", "max_steps"):
+                    row.notes.append(f"seed {seed} stopped by {test['stopped']} at step {test['steps']}")
                 log(f"[{module}] seed {seed}: test acc {test['acc']:.2f}%")
                 if i == 0 and module != BASELINE and (map_names is None or module in map_names):
                     trained.cpu()
