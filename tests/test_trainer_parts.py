@@ -199,3 +199,39 @@ def test_deterministic_flag_is_on_during_fit_and_restored_after(tmp_path):
     before = torch.are_deterministic_algorithms_enabled()
     _fit(tmp_path / "det", Probe(), deterministic=True, max_steps=2)
     assert seen == [True, True] and torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_sharding_gives_each_rank_a_strided_share_and_a_zero_weight_stand_in():
+    from seq2seq_attn.training.trainer import _EpochBatches
+
+    class Echo:
+        def collate(self, indices):
+            return list(indices)
+
+    batches = [[10, 11, 12, 13, 14], [20, 21]]
+    shares = [[_EpochBatches(Echo(), batches, rank, 3, seed=0, epoch=0)[i] for i in range(2)] for rank in range(3)]
+    assert [s[0] for s in shares] == [([10, 13], True), ([11, 14], True), ([12], True)]
+    # a batch smaller than the world: rank 2 runs a stand-in example whose loss is weighted 0
+    assert [s[1] for s in shares] == [([20], True), ([21], True), ([20], False)]
+
+
+def test_tensorboard_gets_the_scalars_when_installed(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    scalars = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, step))
+
+        def close(self):
+            scalars.append(("closed", self.log_dir))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
+    _fit(tmp_path / "tb", TinyRegression(), max_steps=2, tensorboard=True)
+    assert ("train/loss", 1) in scalars and ("train/lr", 2) in scalars and ("eval/mse", 2) in scalars
+    assert scalars[-1] == ("closed", str(tmp_path / "tb" / "tensorboard"))
