@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import os
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -118,30 +118,54 @@ def preserve_rng() -> Iterator[None]:
 # ------------------------------------------------------------------------------------------ batch transfer
 
 
-def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False, channels_last: bool = False) -> Any:
-    """Move every tensor in a (nested) batch: tensors, mappings, lists, tuples, namedtuples, dataclasses."""
+def map_tensors(
+    batch: Any, fn: Callable[[torch.Tensor], torch.Tensor], other: Callable[[Any], Any] | None = None
+) -> Any:
+    """Apply ``fn`` to every tensor in a nested batch: mappings, lists, tuples, namedtuples, dataclasses.
 
-    def move(x: Any) -> Any:
+    ``other`` handles any remaining object (e.g. a task's own batch class with a ``to`` method).
+    """
+
+    def walk(x: Any) -> Any:
         if isinstance(x, torch.Tensor):
-            x = x.to(device, non_blocking=non_blocking)
-            if channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return x
+            return fn(x)
         if isinstance(x, Mapping):
-            moved = {k: move(v) for k, v in x.items()}
-            return moved if type(x) is dict else type(x)(moved)
+            mapped = {k: walk(v) for k, v in x.items()}
+            return mapped if type(x) is dict else type(x)(mapped)
         if isinstance(x, tuple) and hasattr(x, "_fields"):  # namedtuple
-            return type(x)(*(move(v) for v in x))
+            return type(x)(*(walk(v) for v in x))
         if isinstance(x, (list, tuple)):
-            return type(x)(move(v) for v in x)
+            return type(x)(walk(v) for v in x)
         if dataclasses.is_dataclass(x) and not isinstance(x, type):
-            changes = {f.name: move(getattr(x, f.name)) for f in dataclasses.fields(x) if f.init}
+            changes = {f.name: walk(getattr(x, f.name)) for f in dataclasses.fields(x) if f.init}
             return dataclasses.replace(x, **changes)
-        if hasattr(x, "to") and callable(x.to):  # e.g. a task's own batch class
-            return x.to(device, non_blocking=non_blocking)
-        return x
+        return other(x) if other is not None else x
 
-    return move(batch)
+    return walk(batch)
+
+
+def move_to_device(batch: Any, device: torch.device, non_blocking: bool = False, channels_last: bool = False) -> Any:
+    """Move every tensor in a (nested) batch to ``device``; 4-d tensors optionally to channels_last."""
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        t = t.to(device, non_blocking=non_blocking)
+        return t.contiguous(memory_format=torch.channels_last) if channels_last and t.dim() == 4 else t
+
+    def other(x: Any) -> Any:
+        to = getattr(x, "to", None)
+        return to(device, non_blocking=non_blocking) if callable(to) else x
+
+    return map_tensors(batch, move, other)
+
+
+def pin_batch(batch: Any) -> Any:
+    """Page-locked copies of every tensor (dataclasses included, which DataLoader's own pinning skips)."""
+
+    def other(x: Any) -> Any:
+        pin = getattr(x, "pin_memory", None)
+        return pin() if callable(pin) else x
+
+    return map_tensors(batch, lambda t: t.pin_memory(), other)
 
 
 # ------------------------------------------------------------------------------------------- distribution

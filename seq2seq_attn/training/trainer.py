@@ -44,6 +44,7 @@ from .runlog import RunLogger
 from .runtime import (
     DistContext,
     move_to_device,
+    pin_batch,
     preserve_rng,
     resolve_device,
     resolve_precision,
@@ -87,7 +88,7 @@ class _EpochBatches(Dataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, i: int) -> tuple[Any, bool]:
+    def __getitem__(self, i: int) -> _Loaded:
         batch = list(self.batches[i])
         share = batch[self.rank :: self.world]
         live = bool(share)
@@ -96,7 +97,19 @@ class _EpochBatches(Dataset):
         if get_worker_info() is not None:
             # In a worker, randomness (augmentation) depends only on the batch, not on which worker runs it.
             seed_everything(_mix(self.seed, self.epoch, i, self.rank))
-        return self.task.collate(share), live
+        return _Loaded(self.task.collate(share), live)
+
+
+class _Loaded:
+    """One rank's batch and whether it counts; DataLoader's ``pin_memory`` calls :meth:`pin_memory`."""
+
+    __slots__ = ("batch", "live")
+
+    def __init__(self, batch: Any, live: bool) -> None:
+        self.batch, self.live = batch, live
+
+    def pin_memory(self) -> _Loaded:
+        return _Loaded(pin_batch(self.batch), self.live)
 
 
 @dataclasses.dataclass
@@ -374,9 +387,9 @@ class Trainer:
         acc = _Accumulator()
         micro = 0
         try:
-            for i, (batch, live) in enumerate(loader, start=self.position):
+            for i, loaded in enumerate(loader, start=self.position):
                 last = micro + 1 == cfg.accumulate or i + 1 == n
-                self._forward_backward(batch, live, acc, first=micro == 0, last=last)
+                self._forward_backward(loaded.batch, loaded.live, acc, first=micro == 0, last=last)
                 bar.update(1)
                 micro += 1
                 if not last:
