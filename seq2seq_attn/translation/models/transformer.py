@@ -17,7 +17,9 @@ keys/values grow in a cache of shape (batch * beam, heads, steps, head_dim) that
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +30,7 @@ from ..transformer_config import TransformerConfig
 from .base import Seq2SeqModel
 
 KV = tuple[torch.Tensor, torch.Tensor]  # keys, values: (N, heads, length, head_dim)
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu}
 
 
 class _Sublayers(nn.Module):
@@ -41,7 +44,9 @@ class _Sublayers(nn.Module):
         self.linear1 = nn.Linear(d_model, ffn_dim)
         self.dropout = nn.Dropout(activation_dropout)
         self.linear2 = nn.Linear(ffn_dim, d_model)
-        self.activation = {"relu": F.relu, "gelu": F.gelu}[activation]
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.activation = _ACTIVATIONS[activation]
         for i in range(1, n_sublayers + 1):
             setattr(self, f"norm{i}", nn.LayerNorm(d_model, eps=layer_norm_eps))
             setattr(self, f"dropout{i}", nn.Dropout(dropout))
@@ -49,7 +54,8 @@ class _Sublayers(nn.Module):
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
 
-    def _residual(self, x: torch.Tensor, i: int, fn) -> tuple[torch.Tensor, object]:
+    def _residual(self, x: torch.Tensor, i: int, fn: Callable[[torch.Tensor], tuple[torch.Tensor, Any]]
+                  ) -> tuple[torch.Tensor, Any]:
         """Apply sub-layer ``i`` (its norm and dropout) around ``fn``, which returns (output, extra)."""
         norm, dropout = getattr(self, f"norm{i}"), getattr(self, f"dropout{i}")
         if self.norm_first:
