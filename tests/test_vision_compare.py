@@ -17,6 +17,7 @@ from vision.compare import (
     count_flops,
     cpu_peak_allocated,
     expand_modules,
+    module_model_config,
     run_compare,
     run_config,
     train_and_test,
@@ -26,11 +27,34 @@ from vision.models import ResNet
 from vision.task import prepare_data
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread avoids OpenMP threads waiting on each other on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_expand_modules():
     assert expand_modules(["all"]) == ["none", *list_attention()]
     assert expand_modules(["se", "none", "se"]) == ["se", "none"]
     with pytest.raises(ValueError, match="unknown module 'nope'"):
         expand_modules(["nope"])
+
+
+def test_per_module_settings_override_the_backbone_config():
+    cfg = VisionCompareConfig(
+        data=VisionDataConfig(path="x.npz"),
+        model=VisionModelConfig(attention_kwargs={"rd_ratio": 0.25}, attention_stages=[1, 2]),
+        compare=CompareConfig(module_kwargs={"se": {"rd_ratio": 0.5}}, module_position={"se": "stage"},
+                              module_stages={"se": [3]}),
+    )
+    se = module_model_config(cfg, "se")
+    assert (se.attention, se.attention_kwargs, se.attention_position, se.attention_stages) == \
+        ("se", {"rd_ratio": 0.5}, "stage", [3])
+    base = module_model_config(cfg, "none")
+    assert base.attention is None and base.attention_stages == [1, 2] and base.attention_position == "block"
 
 
 def test_flops_of_a_convolution_and_a_linear_layer():

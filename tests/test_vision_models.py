@@ -11,6 +11,15 @@ from vision import list_attention
 from vision.models import BasicBlock, PadShortcut, ResNet, build_resnet, mnist_resnet, resnet18, resnet20
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread avoids OpenMP threads waiting on each other on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def cifar_param_formula(n: int, num_classes: int = 10) -> int:
     """He et al.'s CIFAR ResNet with option A shortcuts: 3x3 convs without bias, BN (2 per channel), linear."""
     total = 3 * 16 * 9 + 2 * 16  # stem conv + BN

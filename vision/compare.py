@@ -92,9 +92,10 @@ def module_model_config(cfg: VisionCompareConfig, module: str) -> VisionModelCon
     """The backbone config with ``module`` inserted (its ``module_kwargs`` and ``module_position`` applied)."""
     kwargs = {**cfg.model.attention_kwargs, **cfg.compare.module_kwargs.get(module, {})}
     position = cfg.compare.module_position.get(module, cfg.model.attention_position)
+    stages = cfg.compare.module_stages.get(module, cfg.model.attention_stages)
     return dataclasses.replace(
         cfg.model, attention=None if module == BASELINE else module, attention_kwargs=kwargs,
-        attention_position=position,
+        attention_position=position, attention_stages=stages,
     )
 
 
@@ -207,7 +208,7 @@ def run_config(cfg: VisionCompareConfig, module: str, seed: int) -> VisionConfig
     run_dir = Path(cfg.compare.out_dir) / "runs" / f"{module}-seed{seed}"
     training = dataclasses.replace(cfg.training, seed=seed, run_dir=str(run_dir))
     return VisionConfig(data=cfg.data, model=module_model_config(cfg, module), training=training,
-                        label_smoothing=cfg.label_smoothing)
+                        label_smoothing=cfg.label_smoothing, cpu_threads=cfg.cpu_threads)
 
 
 def train_and_test(run_cfg: VisionConfig, data: tuple[ImageSet, ImageSet, ImageSet],
@@ -408,6 +409,16 @@ def plot_bars(results: list[ModuleResult], path: Path, title: str) -> None:
 def run_compare(cfg: VisionCompareConfig, device: str | None = None,
                 log: Callable[[str], None] = print) -> list[ModuleResult]:
     """Run the whole comparison of ``cfg`` and write its outputs to ``cfg.compare.out_dir``."""
+    threads = torch.get_num_threads()
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        return _compare(cfg, device, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare(cfg: VisionCompareConfig, device: str | None, log: Callable[[str], None]) -> list[ModuleResult]:
     cc = cfg.compare
     out = Path(cc.out_dir)
     out.mkdir(parents=True, exist_ok=True)

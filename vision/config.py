@@ -108,6 +108,13 @@ class VisionConfig:
     model: VisionModelConfig = field(default_factory=VisionModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     label_smoothing: float = 0.0
+    # torch.set_num_threads for CPU runs: small convolutions on a busy 2-core machine run several times
+    # faster on one thread than on two (OpenMP threads wait for each other); null keeps torch's default.
+    cpu_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
 
 
 @dataclass
@@ -121,6 +128,7 @@ class CompareConfig:
     modules: list[str] = field(default_factory=lambda: ["all"])
     module_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     module_position: dict[str, Literal["block", "stage"]] = field(default_factory=dict)
+    module_stages: dict[str, list[int]] = field(default_factory=dict)  # per-module attention_stages
     seeds: list[int] = field(default_factory=lambda: [1])
     train: bool = True  # False: only parameters, FLOPs, latency and memory
     out_dir: str = "runs/vision_compare"
@@ -128,7 +136,7 @@ class CompareConfig:
     bench_device: str = "cpu"
     bench_warmup: int = 2
     bench_repeats: int = 5
-    bench_threads: int | None = None  # torch.set_num_threads for the CPU benchmark
+    bench_threads: int | None = None  # torch.set_num_threads for the CPU benchmark (default: cpu_threads)
     map_modules: list[str] | None = None  # modules in the attention-map figure (default: all trained ones)
     map_images: int = 4
     map_min_size: int = 7  # show the deepest map whose feature map is at least this many pixels a side
