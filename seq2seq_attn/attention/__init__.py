@@ -3,7 +3,7 @@
 from .capture import RecordsAttention, capture_attention
 from .core import Attention, merge_masks
 from .multihead import MultiHeadAttention
-from .normalize import HardMax, Sigmoid, Softmax, build_normalizer, masked_softmax
+from .normalize import HardMax, Normalizer, Sigmoid, Softmax, build_normalizer, masked_softmax
 from .scores import (
     SCORE_NAMES,
     AdditiveScore,
@@ -18,6 +18,7 @@ from .scores import (
 
 __all__ = [
     "SCORE_NAMES", "AdditiveScore", "Attention", "ConcatScore", "DotScore", "GeneralScore", "HardMax",
-    "LocationScore", "MultiHeadAttention", "RecordsAttention", "ScaledDotScore", "Score", "Sigmoid", "Softmax",
+    "LocationScore", "MultiHeadAttention", "Normalizer", "RecordsAttention", "ScaledDotScore", "Score", "Sigmoid",
+    "Softmax",
     "build_normalizer", "build_score", "capture_attention", "masked_softmax", "merge_masks",
 ]

@@ -34,8 +34,8 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, tempe
     return weights
 
 
-class Softmax(nn.Module):
-    """Masked softmax with optional temperature (``weights = softmax(scores / T)``)."""
+class Normalizer(nn.Module):
+    """Base class: maps ``(scores, mask)`` to weights, with a temperature ``T > 0`` dividing the scores."""
 
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
@@ -44,17 +44,18 @@ class Softmax(nn.Module):
         self.temperature = temperature
 
     def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Softmax(Normalizer):
+    """Masked softmax with optional temperature (``weights = softmax(scores / T)``)."""
+
+    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return masked_softmax(scores, mask, self.temperature)
 
 
-class Sigmoid(nn.Module):
+class Sigmoid(Normalizer):
     """Independent gates ``sigmoid(scores / T)`` (weights need not sum to one); masked positions give 0."""
-
-    def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
 
     def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         weights = torch.sigmoid(scores / self.temperature)
@@ -63,18 +64,12 @@ class Sigmoid(nn.Module):
         return weights
 
 
-class HardMax(nn.Module):
+class HardMax(Normalizer):
     """Hard attention: one-hot on the best unmasked key, with straight-through softmax gradients.
 
     The forward pass puts all weight on the arg-max key; the backward pass uses the gradient of the masked
     softmax (Bengio et al., 2013, straight-through estimator).
     """
-
-    def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature = temperature
 
     def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         soft = masked_softmax(scores, mask, self.temperature)
