@@ -34,20 +34,26 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.rel
 
 
 class _Sublayers(nn.Module):
-    """Residual wiring shared by the encoder and decoder layers: post-LN (paper) or pre-LN."""
+    """What the encoder and decoder layers share: self-attention, the feed-forward block with torch's attribute
+    names (``linear1``, ``dropout``, ``linear2``, ``norm{i}``, ``dropout{i}``) and the residual wiring, post-LN
+    (paper) or pre-LN."""
 
-    norm_first: bool
+    n_sublayers: int
 
-    def _init_ffn(self, d_model: int, ffn_dim: int, dropout: float, activation_dropout: float, activation: str,
-                  layer_norm_eps: float, n_sublayers: int) -> None:
-        # Same attribute names as torch.nn.Transformer{Encoder,Decoder}Layer.
-        self.linear1 = nn.Linear(d_model, ffn_dim)
-        self.dropout = nn.Dropout(activation_dropout)
-        self.linear2 = nn.Linear(ffn_dim, d_model)
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 attention_dropout: float | None = None, activation_dropout: float | None = None,
+                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5) -> None:
+        super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.norm_first = norm_first
+        self.attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=self.attention_dropout)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.dropout = nn.Dropout(dropout if activation_dropout is None else activation_dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.activation = _ACTIVATIONS[activation]
-        for i in range(1, n_sublayers + 1):
+        for i in range(1, self.n_sublayers + 1):
             setattr(self, f"norm{i}", nn.LayerNorm(d_model, eps=layer_norm_eps))
             setattr(self, f"dropout{i}", nn.Dropout(dropout))
 
@@ -68,15 +74,7 @@ class _Sublayers(nn.Module):
 class TransformerEncoderLayer(_Sublayers):
     """Self-attention then position-wise feed-forward, each with residual, dropout and LayerNorm."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 attention_dropout: float | None = None, activation_dropout: float | None = None,
-                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5) -> None:
-        super().__init__()
-        self.norm_first = norm_first
-        attention_dropout = dropout if attention_dropout is None else attention_dropout
-        activation_dropout = dropout if activation_dropout is None else activation_dropout
-        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=attention_dropout)
-        self._init_ffn(d_model, dim_feedforward, dropout, activation_dropout, activation, layer_norm_eps, 2)
+    n_sublayers = 2
 
     def _sa(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> tuple[torch.Tensor, None]:
         q, k, v = self.self_attn.project_qkv(x)  # (B, H, S, d) each
@@ -97,16 +95,11 @@ class TransformerDecoderLayer(_Sublayers):
     their positions) form the query length against the sentence's keys/values (batch, heads, src_len, d).
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 attention_dropout: float | None = None, activation_dropout: float | None = None,
-                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5) -> None:
-        super().__init__()
-        self.norm_first = norm_first
-        attention_dropout = dropout if attention_dropout is None else attention_dropout
-        activation_dropout = dropout if activation_dropout is None else activation_dropout
-        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=attention_dropout)
-        self.multihead_attn = MultiHeadAttention(d_model, nhead, dropout=attention_dropout)
-        self._init_ffn(d_model, dim_feedforward, dropout, activation_dropout, activation, layer_norm_eps, 3)
+    n_sublayers = 3
+
+    def __init__(self, d_model: int, nhead: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(d_model, nhead, *args, **kwargs)
+        self.multihead_attn = MultiHeadAttention(d_model, nhead, dropout=self.attention_dropout)
 
     def project_memory(self, memory: torch.Tensor) -> KV:
         """Cross-attention keys and values of the encoder output, once per sentence: (B, S, D) -> 2 x (B, H, S, d)."""
