@@ -238,6 +238,7 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}
         self.resumed_from: int | None = None
         self.window = _Window()
+        self.epoch_len = 0  # batches in the current epoch
 
         rng_states = None
         latest = read_latest(self.run_dir) if self.resume else None
@@ -361,7 +362,7 @@ class Trainer:
         cfg = self.cfg
         with preserve_rng():  # a task that shuffles with the global RNG must not shift training randomness
             batches = list(self.task.train_batches(self.epoch))
-        n = len(batches)
+        n = self.epoch_len = len(batches)
         if self.position > n:
             raise ValueError(f"checkpoint position {self.position} is past epoch {self.epoch}'s {n} batches")
         loader = DataLoader(
@@ -566,6 +567,8 @@ class Trainer:
             raise RuntimeError(f"evaluation failed on rank 0: {payload['__error__']}")
         self.last_eval_step = self.step
         self.last_metrics = payload
+        # epochs done, with the fraction of the current one (evaluations may fall mid-epoch)
+        epochs = round(self.epoch + (self.position / self.epoch_len if self.epoch_len else 0.0), 3)
         value = payload[cfg.metric]
         improved = math.isfinite(value) and (
             self.best is None or (value < self.best if cfg.metric_mode == "min" else value > self.best)
@@ -578,16 +581,16 @@ class Trainer:
                     "mode": cfg.metric_mode,
                     "value": value,
                     "step": self.step,
-                    "epoch": self.epoch,
+                    "epochs": epochs,
                     "metrics": payload,
                 }
                 write_best(self.run_dir, self.model.state_dict(), info)
         else:
             self.bad_evals += 1
         self.schedule.on_evaluation(value)
-        self.log.metrics("eval", self.step, {"epoch": self.epoch, **payload, "best": self.best})
+        self.log.metrics("eval", self.step, {"epochs": epochs, **payload, "best": self.best})
         shown = ", ".join(f"{k} {v:.4g}" for k, v in payload.items())
-        self.log.info(f"eval at step {self.step} (epoch {self.epoch}): {shown}{' (best)' if improved else ''}")
+        self.log.info(f"eval at step {self.step} ({epochs:g} epochs): {shown}{' (best)' if improved else ''}")
         if cfg.patience is not None and self.bad_evals >= cfg.patience:
             self.log.info(f"early stopping: no better {cfg.metric} in {self.bad_evals} evaluations")
             return "early_stopping"
