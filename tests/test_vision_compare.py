@@ -85,6 +85,8 @@ def test_spatial_maps_from_recorded_weights():
     assert torch.allclose(_spatial(affinity, b, c, h, w), affinity.mean(1).view(b, h, w))
     heads = torch.softmax(torch.randn(b * 2, h * w, h * w), -1)  # (B * heads, HW, HW)
     assert _spatial(heads, b, c, h, w).shape == (b, h, w)
+    context = torch.softmax(torch.randn(b, 1, h * w), -1)  # GC-style weights over positions
+    assert torch.allclose(_spatial(context, b, c, h, w), context.view(b, h, w))
     assert _spatial(torch.rand(b, c, 1, 1), b, c, h, w) is None  # channel weights
     assert _spatial(torch.rand(b, c, c), b, c, h, w) is None  # channel affinity
 
@@ -97,7 +99,7 @@ def test_attention_heatmaps_use_spatial_maps_or_say_they_do_not():
     assert heat.shape == (3, 12, 12) and note == "map at 6x6"
     assert torch.allclose(heat.amax(dim=(1, 2)), torch.ones(3)) and heat.min() >= 0
     heat, note = attention_heatmaps(ResNet([1, 1], [16, 16], in_channels=1, attention="se"), x, min_size=7)
-    assert heat.shape == (3, 12, 12) and note.startswith("output |x| at 12x12")
+    assert heat.shape == (3, 12, 12) and note == "|output| 12x12 (no spatial map)"
     assert attention_heatmaps(ResNet([1], [8], in_channels=1), x) is None
 
 

@@ -107,9 +107,13 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """Forward FLOPs of ``model(x)`` (a multiply-add counts 2), in eval mode without gradients."""
+    """Forward FLOPs of ``model(x)`` (a multiply-add counts 2), in eval mode.
+
+    Autograd stays on: under ``no_grad`` a view of a parameter (e.g. an expanded learned query) requires grad
+    without a grad_fn, which the counter's module tracker rejects. Only the forward pass is counted.
+    """
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter:
         model(x)
     return int(counter.get_total_flops())
 
@@ -246,9 +250,9 @@ def train_and_test(run_cfg: VisionConfig, data: tuple[ImageSet, ImageSet, ImageS
 def _spatial(weights: torch.Tensor, batch: int, channels: int, h: int, w: int) -> torch.Tensor | None:
     """A recorded attention map as a (B, H, W) spatial map, or None when it has no spatial extent.
 
-    Spatial maps (..., H, W) are averaged over their other dimensions; position affinities (..., HW, HW) give
-    the mean attention each position receives (the column mean). Channel weights and channel affinities
-    have no spatial map.
+    Spatial maps (..., H, W) are averaged over their other dimensions; weights whose keys are the positions
+    (..., HW), such as affinities (B, HW, HW) or GC's context weights (B, 1, HW), give the mean attention
+    each position receives. Channel weights and channel affinities have no spatial map.
     """
     if weights.shape[0] != batch:
         if weights.shape[0] % batch:
@@ -258,7 +262,7 @@ def _spatial(weights: torch.Tensor, batch: int, channels: int, h: int, w: int) -
     if h * w > 1 and weights.dim() >= 3 and tuple(weights.shape[-2:]) == (h, w):
         return weights.reshape(batch, -1, h, w).mean(1)
     hw = h * w
-    if hw > 1 and weights.dim() >= 3 and weights.shape[-1] == hw and weights.shape[-2] == hw and hw != channels:
+    if hw > 1 and weights.dim() >= 2 and weights.shape[-1] == hw and hw != channels:
         return weights.reshape(batch, -1, hw).mean(1).reshape(batch, h, w)
     return None
 
@@ -294,36 +298,43 @@ def attention_heatmaps(model: nn.Module, x: torch.Tensor, min_size: int = 7) -> 
     if spatial:
         heat, note = torch.stack(spatial).mean(0), f"map at {h}x{w}"
     else:
-        heat, note = out.float().abs().mean(1), f"output |x| at {h}x{w} (channel weights only)"
+        heat, note = out.float().abs().mean(1), f"|output| {h}x{w} (no spatial map)"
     heat = F.interpolate(heat[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     lo = heat.amin(dim=(1, 2), keepdim=True)
     hi = heat.amax(dim=(1, 2), keepdim=True)
     return (heat - lo) / (hi - lo).clamp_min(1e-12), note
 
 
-def plot_attention_maps(images: torch.Tensor, heatmaps: dict[str, tuple[torch.Tensor, str]], path: Path) -> None:
-    """Rows: the input images, then one row per module with its map overlaid on the same images."""
+def plot_attention_maps(images: torch.Tensor, heatmaps: dict[str, tuple[torch.Tensor, str]], path: Path,
+                        groups_per_row: int = 3) -> None:
+    """One panel group per module (the input images first): its map overlaid on the same images.
+
+    Groups are laid out ``groups_per_row`` to a row so that many modules still give a readable figure.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = images.shape[0]
-    rows = 1 + len(heatmaps)
-    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n + 1.6, 1.6 * rows), squeeze=False)
+    entries: list[tuple[str, tuple[torch.Tensor, str] | None]] = [("input", None), *heatmaps.items()]
+    per_row = max(1, min(groups_per_row, len(entries)))
+    rows = math.ceil(len(entries) / per_row)
+    fig, axes = plt.subplots(rows, per_row * n, figsize=(1.0 * per_row * n, 1.25 * rows), squeeze=False)
     shown = images.float().permute(0, 2, 3, 1).numpy() / 255.0  # (N, H, W, C)
     gray = shown.shape[-1] == 1
-    for r, (label, entry) in enumerate([("input", None), *heatmaps.items()]):
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, (label, entry) in enumerate(entries):
+        r, c0 = divmod(k, per_row)
         for i in range(n):
-            ax = axes[r][i]
+            ax = axes[r][c0 * n + i]
             ax.imshow(shown[i, ..., 0] if gray else shown[i], cmap="gray" if gray else None, vmin=0, vmax=1)
             if entry is not None:
                 ax.imshow(entry[0][i].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[r][0].set_ylabel(label if entry is None else f"{label}\n{entry[1]}", fontsize=6, rotation=0,
-                              ha="right", va="center")
-    fig.tight_layout()
+        title = label if entry is None else f"{label}: {entry[1]}"
+        axes[r][c0 * n].set_title(title, fontsize=7, loc="left")
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.3 / rows, bottom=0.01, wspace=0.04, hspace=0.3)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -387,7 +398,8 @@ def plot_bars(results: list[ModuleResult], path: Path, title: str) -> None:
     ys = list(range(len(rows)))
     for ax, (label, values, errs) in zip(axes, panels):
         vals = [v if v is not None else math.nan for v in values]
-        ax.barh(ys, vals, xerr=[e or 0.0 for e in errs] if errs else None, color="tab:blue", alpha=0.8)
+        colors = ["tab:gray" if n == BASELINE else "tab:blue" for n in names]  # the baseline stands out
+        ax.barh(ys, vals, xerr=[e or 0.0 for e in errs] if errs else None, color=colors, alpha=0.8)
         ax.set_xlabel(label)
         finite = [v for v in vals if math.isfinite(v)]
         if label.startswith("test") and finite:
