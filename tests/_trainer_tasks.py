@@ -44,6 +44,7 @@ class TinyRegression:
         augment: float = 0.05,
         seed: int = 0,
         nan_calls: Collection[int] = (),
+        nan_grad_calls: Collection[int] = (),
         signal_at: int | None = None,
         signal_num: int = signal.SIGTERM,
     ) -> None:
@@ -55,6 +56,7 @@ class TinyRegression:
         self.val_y = self.val_x @ self.w
         self.dim, self.hidden, self.dropout, self.augment, self.seed = dim, hidden, dropout, augment, seed
         self.nan_calls = set(nan_calls)  # loss() calls (1-based) whose loss is NaN
+        self.nan_grad_calls = set(nan_grad_calls)  # loss() calls with a finite loss but NaN gradients
         self.signal_at = signal_at  # loss() call during which the process sends itself `signal_num`
         self.signal_num = signal_num
         self.calls = 0
@@ -92,6 +94,8 @@ class TinyRegression:
         loss_sum = ((pred - batch.y) ** 2).sum()
         if self.calls in self.nan_calls:
             loss_sum = loss_sum * float("nan")
+        if self.calls in self.nan_grad_calls:
+            loss_sum = loss_sum + (pred * 0).sum().sqrt()  # adds 0; its gradient is 0 * inf = NaN
         return StepOutput(loss_sum, len(batch.y), len(batch.y), {"pred_mean": float(pred.detach().mean())})
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:

@@ -57,6 +57,14 @@ def test_single_nonfinite_loss_skips_the_step_and_training_goes_on(tmp_path):
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
+def test_nonfinite_gradients_with_a_finite_loss_skip_the_step(tmp_path):
+    task = TinyRegression(nan_grad_calls={3})
+    trainer, summary = fit(tmp_path / "run", task, max_epochs=1, clip_grad_norm=1.0)
+    assert summary["steps"] == len(task.train_batches(0)) - 1
+    assert "non-finite gradient norm (nan)" in (tmp_path / "run" / "train.log").read_text()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
 def test_repeated_nonfinite_losses_stop_and_keep_last_good_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     task = TinyRegression(nan_calls=range(13, 1000))

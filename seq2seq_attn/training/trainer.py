@@ -456,38 +456,31 @@ class Trainer:
         loss_sum, items, units, signalled, timed_out = self._global_sum(
             [loss_sum, float(acc.items), float(acc.units), float(self._signal is not None), float(out_of_time)]
         )
-        stepped = False
+        stepped, problem = False, None
         if not math.isfinite(loss_sum):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.nonfinite += 1
-            self.log.info(
-                f"warning: non-finite loss ({loss_sum}) at epoch {self.epoch + 1}, step {self.step + 1}; "
-                f"step skipped ({self.nonfinite}/{cfg.max_nonfinite} in a row)"
-            )
-            if self.nonfinite >= cfg.max_nonfinite:
-                raise NonFiniteLossError(
-                    f"{self.nonfinite} non-finite losses in a row (epoch {self.epoch + 1}, after step {self.step}); "
-                    f"stopped, last good checkpoint in {self.run_dir} left untouched. "
-                    "Try a lower training.lr or set training.clip_grad_norm"
-                )
+            problem = f"non-finite loss ({loss_sum})"
         elif items > 0:
-            self.nonfinite = 0
             if items != acc.ref:  # accumulation: rescale from the estimated to the true global item count
                 grads = [p.grad for p in self.model.parameters() if p.grad is not None]
                 torch._foreach_mul_(grads, acc.ref / items)
-            lr = self.schedule.apply(self.optimizer, self.step + 1)
             grad_norm = None
             if cfg.clip_grad_norm is not None:
                 self.scaler.unscale_(self.optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.step += 1
-            stepped = True
-            self._log_step(loss_sum, items, units, lr, grad_norm, acc.logs, bar)
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm))
+            if grad_norm is not None and not math.isfinite(grad_norm) and not self.scaler.is_enabled():
+                # A finite loss with overflowing gradients (fp16's GradScaler skips those steps itself).
+                problem = f"non-finite gradient norm ({grad_norm})"
+            else:
+                lr = self.schedule.apply(self.optimizer, self.step + 1)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.step += 1
+                stepped = True
+                self.nonfinite = 0
+                self._log_step(loss_sum, items, units, lr, grad_norm, acc.logs, bar)
+        self.optimizer.zero_grad(set_to_none=True)
+        if problem is not None:
+            self._skip_nonfinite(problem)
 
         if signalled:
             return "signal"
@@ -503,6 +496,21 @@ class Trainer:
         if timed_out:
             return stop or "max_minutes"
         return stop
+
+    def _skip_nonfinite(self, problem: str) -> None:
+        """Count a skipped step; too many in a row stop the run without writing anything."""
+        cfg = self.cfg
+        self.nonfinite += 1
+        self.log.info(
+            f"warning: {problem} at epoch {self.epoch + 1}, step {self.step + 1}; "
+            f"step skipped ({self.nonfinite}/{cfg.max_nonfinite} in a row)"
+        )
+        if self.nonfinite >= cfg.max_nonfinite:
+            raise NonFiniteLossError(
+                f"{self.nonfinite} non-finite losses in a row (epoch {self.epoch + 1}, after step {self.step}); "
+                f"stopped, last good checkpoint in {self.run_dir} left untouched. "
+                "Try a lower training.lr or set training.clip_grad_norm"
+            )
 
     def _log_step(
         self, loss_sum: float, items: float, units: float, lr: float, grad_norm: Any, logs: dict, bar: tqdm
@@ -527,7 +535,7 @@ class Trainer:
             **{k: v / w.steps for k, v in w.logs.items()},  # task logs: mean per step (rank 0's values)
         }
         if grad_norm is not None:
-            record["grad_norm"] = float(grad_norm)
+            record["grad_norm"] = grad_norm
         self.log.metrics("train", self.step, record)
         bar.set_postfix(
             loss=f"{record['loss']:.4f}",
