@@ -108,6 +108,8 @@ def test_hugging_face_folder_with_cifar10_columns(tmp_path, monkeypatch):
     assert len(load_hf(str(tmp_path / "hf"), "test")) == 2
     with pytest.raises(ValueError, match="no split 'valid'"):
         load_hf(str(tmp_path / "hf"), "valid")
+    train, valid, test = prepare_data(VisionDataConfig(source="hf", hf_name=str(tmp_path / "hf")))
+    assert (len(train), len(valid), len(test)) == (4, 2, 2) and valid is test
 
 
 def test_channel_stats_and_normalize():
