@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+from _vision_threads import one_thread  # noqa: F401  (autouse fixture)
 from torch import nn
 
 from seq2seq_attn.cli import main
@@ -25,15 +26,6 @@ from vision.compare import (
 from vision.config import CompareConfig, VisionCompareConfig, VisionDataConfig, VisionModelConfig
 from vision.models import ResNet
 from vision.task import prepare_data
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread avoids OpenMP threads waiting on each other on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_expand_modules():

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from _vision_threads import one_thread  # noqa: F401  (autouse fixture)
 from PIL import Image
 
 import vision.data as vdata
@@ -14,15 +15,6 @@ from seq2seq_attn.config import ConfigError, load_config
 from vision.config import VisionConfig, VisionDataConfig, VisionModelConfig
 from vision.data import ImageSet, Normalize, augment, batch_seed, channel_stats, load_hf, load_npz
 from vision.task import VisionTask, prepare_data
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread avoids OpenMP threads waiting on each other on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _images(n: int, h: int = 8, w: int = 8, c: int = 3, seed: int = 0) -> np.ndarray:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _vision_threads import one_thread  # noqa: F401  (autouse fixture)
 from torch import nn
 
 from seq2seq_attn.attention import capture_attention
 from vision import list_attention
 from vision.models import BasicBlock, PadShortcut, ResNet, build_resnet, mnist_resnet, resnet18, resnet20
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread avoids OpenMP threads waiting on each other on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def cifar_param_formula(n: int, num_classes: int = 10) -> int:
