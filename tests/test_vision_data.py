@@ -137,10 +137,13 @@ def test_augment_crops_windows_of_the_padded_image_and_flips():
     assert torch.equal(augment(x, torch.Generator(), padding=0, flip=False), x)
 
 
-def test_uint8_augmentation_keeps_dtype():
-    x = torch.from_numpy(_images(3)).permute(0, 3, 1, 2)
+def test_uint8_augmentation_keeps_dtype_and_memory_format():
+    x = torch.from_numpy(_images(3)).permute(0, 3, 1, 2)  # a channels-last view, as from (N, H, W, C)
     out = augment(x, torch.Generator().manual_seed(0), padding=4)
     assert out.dtype == torch.uint8 and out.shape == x.shape
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    plain = augment(x.contiguous(), torch.Generator().manual_seed(0), padding=4)
+    assert plain.is_contiguous() and torch.equal(plain, out)
 
 
 def _task(tmp_path, **data_kwargs) -> VisionTask:

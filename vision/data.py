@@ -223,6 +223,8 @@ def augment(
     batch's augmentation is fixed by the generator's seed.
     """
     b, _, h, w = x.shape
+    # Keep a channels-last batch channels-last (the trainer's channels_last option moves batches so).
+    keep_cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     if padding > 0:
         padded = torch.nn.functional.pad(x, (padding, padding, padding, padding), value=fill)  # (B, C, H+2p, W+2p)
         top = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=x.device)
@@ -235,7 +237,7 @@ def augment(
     if flip:
         mask = torch.rand(b, generator=generator, device=x.device) < 0.5  # (B,)
         x = torch.where(mask[:, None, None, None], x.flip(-1), x)
-    return x.contiguous()
+    return x.contiguous(memory_format=torch.channels_last if keep_cl else torch.contiguous_format)
 
 
 def batch_seed(base_seed: int, indices: torch.Tensor) -> int:

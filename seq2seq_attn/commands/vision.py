@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -52,7 +53,7 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(cfg.cpu_threads)
     task = VisionTask(cfg)
     code = train_from_args(task, cfg.training, cfg, args)
-    if code != 0:
+    if code != 0 or int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone tests
         return code
     device = resolve_device(args.device or cfg.training.device)
     model = task.build_model()
