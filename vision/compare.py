@@ -442,6 +442,8 @@ def _compare(cfg: VisionCompareConfig, device: str | None, log: Callable[[str], 
     if input_size[1] != c:
         raise ValueError(f"compare.input_size has {input_size[1]} channels but the images have {c}")
     bench_device = torch.device(cc.bench_device)
+    if bench_device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("compare.bench_device: cuda is not available here (use cpu)")
     map_names = set(cc.map_modules) if cc.map_modules is not None else None
     g = torch.Generator().manual_seed(cfg.data.data_seed)
     map_idx = torch.randperm(len(data[2]), generator=g)[:cc.map_images]
