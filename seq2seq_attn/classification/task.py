@@ -113,7 +113,8 @@ def evaluate_split(model: nn.Module, split: EncodedSplit, labels: list[str], hie
 
 
 class ClassificationData:
-    """The label set, the vocabulary and the encoded train / valid / test splits of one config."""
+    """The label set, the vocabulary and the encoded train and valid splits of one config (the test split is
+    read after training, by :func:`load_split`)."""
 
     def __init__(self, cfg: ClassificationConfig, run_dir: Path | None = None, resume: bool = False) -> None:
         """Read and encode the data; with ``run_dir`` save the label set and vocabulary there (``resume``:
