@@ -101,8 +101,10 @@ def write_heatmaps(run: LoadedRun, sources: Sequence[str], hyps: Sequence[list],
 
 def test(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int | None = None,
          output: Path | None = None, save_attention: Path | None = None, device: str = "auto",
-         which: str = "best", out: TextIO = sys.stdout) -> list[Score]:
-    """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores."""
+         which: str = "best", out: TextIO | None = None) -> list[Score]:
+    """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores to
+    ``out`` (default: the current ``sys.stdout``)."""
+    out = sys.stdout if out is None else out
     run = load_run(run_dir, device, which)
     sources, refs = read_parallel(resolve_path(str(src)), resolve_path(str(ref)))
     hyps = run.translate(sources, beam_size)
