@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -365,15 +365,22 @@ class Trainer:
         n = self.epoch_len = len(batches)
         if self.position > n:
             raise ValueError(f"checkpoint position {self.position} is past epoch {self.epoch}'s {n} batches")
-        loader = DataLoader(
-            _EpochBatches(self.task, batches, self.dist.rank, self.dist.world_size, cfg.seed, self.epoch),
-            batch_size=None,
-            sampler=range(self.position, n),  # resume: skip exactly the batches already consumed
-            num_workers=cfg.num_workers,
-            pin_memory=self.device.type == "cuda",
-            collate_fn=_identity,
-            generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
-        )
+        dataset = _EpochBatches(self.task, batches, self.dist.rank, self.dist.world_size, cfg.seed, self.epoch)
+        pin = self.device.type == "cuda"
+        loader: Iterable[_Loaded]
+        if cfg.num_workers == 0:
+            # Without workers a DataLoader only adds per-batch cost; this loads the same batches the same way.
+            loader = (dataset[i].pin_memory() if pin else dataset[i] for i in range(self.position, n))
+        else:
+            loader = DataLoader(
+                dataset,
+                batch_size=None,
+                sampler=range(self.position, n),  # resume: skip exactly the batches already consumed
+                num_workers=cfg.num_workers,
+                pin_memory=pin,
+                collate_fn=_identity,
+                generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
+            )
         bar = tqdm(
             total=n,
             initial=self.position,
