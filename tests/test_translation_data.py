@@ -142,3 +142,26 @@ def test_label_smoothing_matches_definition() -> None:
     plain = torch.nn.functional.cross_entropy(logits.view(-1, 6), target.view(-1), ignore_index=PAD,
                                               reduction="sum", label_smoothing=0.1)
     assert math.isclose(float(loss), float(plain), rel_tol=1e-5)
+
+
+def test_task_from_tsv_in_sentence_mode(tmp_path: Path) -> None:
+    rows = [f"{d} {i}\t{e} {i}" for i in range(30) for d, e in zip(DE, EN)]
+    write(tmp_path / "train.tsv", rows + ["\t", "nur Quelle\t"])  # two empty pairs, dropped and counted
+    logs: list[str] = []
+    cfg = from_dict(TranslationConfig, {"data": {
+        "train": {"tsv": str(tmp_path / "train.tsv")}, "dev": {"tsv": str(tmp_path / "train.tsv")},
+        "vocab_size": 60, "batch_mode": "sentences", "batch_size": 16, "joint_vocab": False}})
+    task = TranslationTask(cfg, tmp_path / "run", log=logs.append)
+    assert "122 pairs, dropped 2 empty" in logs[0] and len(task.train_src) == 120
+    batches = task.train_batches(0)
+    assert sorted(i for b in batches for i in b) == list(range(120)) and max(map(len, batches)) == 16
+    assert batches == task.train_batches(0) and batches != task.train_batches(1)
+    batch = task.collate(batches[0])
+    assert batch.src.size(0) == len(batches[0]) and batch.tgt_in[:, 0].eq(BOS).all()
+    model = task.build_model()
+    out = task.loss(model, batch)
+    assert out.num_items == batch.num_tokens and out.loss_sum.requires_grad
+    # A second task on the same run dir (resume, translate) reuses the saved subwords.
+    before = (tmp_path / "run" / "spm.src.model").read_bytes()
+    again = TranslationTask(cfg, tmp_path / "run", log=logs.append)
+    assert again.train_src == task.train_src and (tmp_path / "run" / "spm.src.model").read_bytes() == before

@@ -23,8 +23,9 @@ def resolve_path(path: str) -> Path:
     return p
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """All lines of a UTF-8 text file (``.gz`` decompressed), stripped of surrounding whitespace."""
+def read_lines(path: str | Path, strip: bool = True) -> list[str]:
+    """All lines of a UTF-8 text file (``.gz`` decompressed), stripped of surrounding whitespace unless
+    ``strip=False`` (TSV: empty trailing columns must survive)."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
@@ -32,7 +33,8 @@ def read_lines(path: str | Path) -> list[str]:
     lines = []
     for number, line in enumerate(raw.splitlines(), start=1):
         try:
-            lines.append(line.decode("utf-8").strip())
+            text = line.decode("utf-8")
+            lines.append(text.strip() if strip else text)
         except UnicodeDecodeError as e:
             raise ValueError(f"{path}:{number}: invalid UTF-8 (byte {e.start}: {e.reason})") from None
     return lines
@@ -49,8 +51,8 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str]
 def read_tsv(path: str | Path, src_column: int = 0, tgt_column: int = 1) -> tuple[list[str], list[str]]:
     src, tgt = [], []
     need = max(src_column, tgt_column) + 1
-    for number, line in enumerate(read_lines(path), start=1):
-        if not line:
+    for number, line in enumerate(read_lines(path, strip=False), start=1):
+        if not line.strip():
             src.append("")
             tgt.append("")
             continue
