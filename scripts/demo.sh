@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup_env.sh
-cli=(.venv/bin/seq2seq-attn)
+cli=("${VENV:-$root/.venv}/bin/seq2seq-attn")
 start=$(date +%s)
 "${cli[@]}" train configs/demo.yaml --overwrite
 echo "training took $(( $(date +%s) - start ))s"
