@@ -83,30 +83,37 @@ def save_head_heatmaps(maps: dict[str, np.ndarray], src: Sequence[str], tgt: Seq
     return paths
 
 
-def export(run_dir: str | Path, sources: Sequence[str], npz: Path | None = None, heads_dir: Path | None = None,
-           beam_size: int | None = None, layer: int = -1, device: str = "auto") -> list[str]:
-    """Translate ``sources`` with a run dir, then dump every attention matrix to ``npz`` and/or write per-head
-    cross-attention heatmaps of decoder layer ``layer`` into ``heads_dir``; returns the translations."""
-    from .run import load_run
-
-    run = load_run(run_dir, device)
-    hyps = run.translate(sources, beam_size)
-    all_maps, src_pieces, tgt_pieces, outputs = [], [], [], []
-    for i, (source, hyp_list) in enumerate(zip(sources, hyps), start=1):
+def write_attention(run, sources: Sequence[str], hyps: Sequence[list], npz: Path | None = None,
+                    heads_dir: Path | None = None, layer: int = -1, start: int = 1) -> None:
+    """For translations already made with a loaded run (``run.translate``): dump every attention matrix of
+    each best hypothesis to ``npz`` and/or write per-head cross-attention heatmaps of decoder ``layer`` into
+    ``heads_dir`` (``{n:05d}_L{layer}_h{h}.png`` and ``..._mean.png``, numbered from ``start``)."""
+    all_maps, src_pieces, tgt_pieces = [], [], []
+    for n, (source, hyp_list) in enumerate(zip(sources, hyps), start=start):
         tokens = hyp_list[0].tokens if source and hyp_list else []
-        outputs.append(run.detok(tokens) if source else "")
-        src_ids = run.vocabs.encode_src([source])[0]
-        maps = attention_maps(run.model, src_ids, tokens, run.device)
+        maps = attention_maps(run.model, run.vocabs.encode_src([source])[0], tokens, run.device)
         src_tok = [*run.vocabs.src.encode(source, out_type=str), "</s>"]
         tgt_tok = [*(run.vocabs.tgt.id_to_piece(t) for t in tokens), "</s>"]
         all_maps.append(maps)
         src_pieces.append(src_tok)
         tgt_pieces.append(tgt_tok)
         if heads_dir is not None and source:
-            save_head_heatmaps(maps, src_tok, tgt_tok, heads_dir, f"{i:05d}", layer, f"{source}\n{outputs[-1]}")
+            save_head_heatmaps(maps, src_tok, tgt_tok, heads_dir, f"{n:05d}", layer,
+                               f"{source}\n{run.detok(tokens)}")
     if npz is not None:
         save_attention_npz(npz, all_maps, src_pieces, tgt_pieces)
-    return outputs
+
+
+def export(run_dir: str | Path, sources: Sequence[str], npz: Path | None = None, heads_dir: Path | None = None,
+           beam_size: int | None = None, layer: int = -1, device: str = "auto") -> list[str]:
+    """Translate ``sources`` with a run dir and write their attention (see :func:`write_attention`); returns
+    the translations."""
+    from .run import load_run
+
+    run = load_run(run_dir, device)
+    hyps = run.translate(sources, beam_size)
+    write_attention(run, sources, hyps, npz, heads_dir, layer)
+    return [run.detok(h[0].tokens) if source and h else "" for source, h in zip(sources, hyps)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
