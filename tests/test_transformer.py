@@ -130,6 +130,21 @@ def test_incremental_decoding_matches_forward(norm_first: bool, positions: str, 
                     torch.testing.assert_close(lp[i, j], full, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_cached_logits_match_forward(norm_first: bool) -> None:
+    """The raw logits too: one token at a time through the key/value cache equals the teacher-forced pass."""
+    model = _model(norm_first)
+    src, pad, tgt = _batch()
+    with torch.no_grad():
+        full = model(src, pad, tgt)  # (B, T, V)
+        enc = model.encode(src, pad)
+        cache, steps = None, []
+        for t in range(tgt.size(1)):
+            logits, cache, _ = model._decode(tgt[:, t:t + 1], enc.memory_kv, pad, start=t, cache=cache)
+            steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=0)
+
+
 def test_cache_layout_and_capture_shapes() -> None:
     """Cross-attention K/V are (B, H, S, d), projected once in ``encode``; each cached step records the cross
     attention with the K beams as the query length (B, H, K, S)."""
