@@ -3,11 +3,11 @@
 
 Both train the same small Transformer-encoder classifier on the same synthetic token batches with the same
 optimizer, for the same number of steps, end to end: build the model, train, evaluate once, save the
-weights once. The two alternate within one run (hand, trainer, hand, trainer, ...) so that load on the
+weights once. The two alternate within one run (hand, trainer, trainer, hand, ...) so that load on the
 machine affects both alike; the figure is the ratio of the median steps/s (goal: >= 0.97), by wall-clock time and by the
 process's CPU time (the latter is what to trust on a shared, oversubscribed CPU).
 
-    python scripts/bench_trainer.py --device cpu --steps 150 --rounds 3
+    python scripts/bench_trainer.py --device cpu --steps 600 --rounds 4
     python scripts/bench_trainer.py --device cuda --precision bf16
 """
 
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=16)
     p.add_argument("--d-model", type=int, default=64)
@@ -169,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         trainer_run(task, device, args.precision, lr, out)  # warm-up (allocator, kernels), not counted
         hand_loop(task, device, amp, lr, out)
         for r in range(args.rounds):
-            hand.append(hand_loop(task, device, amp, lr, out))
-            trainer.append(trainer_run(task, device, args.precision, lr, out))
+            # Which one goes first alternates too, so neither profits from its place in the round.
+            for side in ("hand", "trainer") if r % 2 == 0 else ("trainer", "hand"):
+                if side == "hand":
+                    hand.append(hand_loop(task, device, amp, lr, out))
+                else:
+                    trainer.append(trainer_run(task, device, args.precision, lr, out))
             print(f"round {r + 1}: hand {hand[-1]}, trainer {trainer[-1]}", file=sys.stderr)
     print(
         f"device {device}, {args.precision}, {args.steps} steps x {args.rounds} rounds, batch {args.batch}x{args.seq}, "
