@@ -4,8 +4,8 @@
 Both train the same small Transformer-encoder classifier on the same synthetic token batches with the same
 optimizer, for the same number of steps, end to end: build the model, train, evaluate once, save the
 weights once. The two alternate within one run (hand, trainer, trainer, hand, ...) so that load on the
-machine affects both alike; the figure is the ratio of the median steps/s (goal: >= 0.97), by wall-clock time and by the
-process's CPU time (the latter is what to trust on a shared, oversubscribed CPU).
+machine affects both alike; the figure is the ratio of the median steps/s (goal: >= 0.97), by wall-clock
+time and by the process's CPU time (the latter is what to trust on a shared, oversubscribed CPU).
 
     python scripts/bench_trainer.py --device cpu --steps 600 --rounds 4
     python scripts/bench_trainer.py --device cuda --precision bf16
