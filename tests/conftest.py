@@ -7,8 +7,9 @@ import torch
 
 from seq2seq_attn.paths import data_root
 
-# Two CPU cores in CI: keep each test's thread pool small and predictable.
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# The tests run many tiny ops (step-by-step decoding, small models): one thread is fastest, and more threads
+# spin against each other on the 2-core CI machine (10-20x slower when it is busy).
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -11,15 +11,6 @@ from seq2seq_attn.translation.config import ModelConfig, RNNConfig
 from seq2seq_attn.translation.models import build_model
 from seq2seq_attn.translation.models.local_attention import LocalAttention
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Step-by-step RNNs are many tiny ops: one thread is fastest, and two spin badly on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 CASES = [
     {"decoder": "bahdanau", "score": "additive"},
     {"decoder": "bahdanau", "score": "general", "cell": "lstm", "enc_layers": 2, "dec_layers": 2},

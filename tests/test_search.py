@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from test_rnn_models import one_thread  # noqa: F401  (autouse fixture: one torch thread)
 
 from seq2seq_attn.translation.config import ModelConfig, RNNConfig
 from seq2seq_attn.translation.models import Seq2SeqModel, build_model, gather_beams

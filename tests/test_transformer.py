@@ -20,14 +20,6 @@ from seq2seq_attn.translation.transformer_config import TransformerConfig
 PAD, BOS, EOS = 0, 1, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread avoids oversubscribing the shared 2-core machine (many times faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _batch(b: int = 3, s: int = 9, t: int = 7, vocab: int = 40, seed: int = 0):
     g = torch.Generator().manual_seed(seed)

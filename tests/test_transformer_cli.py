@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from test_translation_cli import one_thread, tiny_corpus  # noqa: F401 (an autouse fixture: one torch thread)
+from test_translation_cli import tiny_corpus
 
 from seq2seq_attn.cli import main
 from seq2seq_attn.translation.run import load_run

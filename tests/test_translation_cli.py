@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_rnn_models import one_thread  # noqa: F401  (autouse fixture: one torch thread)
 
 from seq2seq_attn.cli import main
 
