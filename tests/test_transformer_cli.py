@@ -14,10 +14,10 @@ import yaml
 from test_translation_cli import tiny_corpus
 
 from seq2seq_attn.cli import main
+from seq2seq_attn.translation.attention_export import attention_maps
+from seq2seq_attn.translation.attention_export import main as export_main
 from seq2seq_attn.translation.run import load_run
 from seq2seq_attn.translation.run import test as run_test
-from seq2seq_attn.translation.transformer_attention import attention_maps
-from seq2seq_attn.translation.transformer_attention import main as export_main
 
 
 def transformer_config(tmp_path: Path, src: Path, tgt: Path) -> Path:
@@ -85,3 +85,15 @@ def test_transformer_train_test_translate_and_attention(tmp_path: Path) -> None:
     assert [p.name for p in pngs] == ["00001_L1_h0.png", "00001_L1_h1.png", "00001_L1_h2.png", "00001_L1_h3.png",
                                       "00001_L1_mean.png"]
     assert pngs[0].read_bytes()[:4] == b"\x89PNG"
+
+    # The same from `seq2seq-attn test`, after its own search and scoring.
+    first_ref = tmp_path / "first.en"
+    first_ref.write_text(tgt.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    assert main(["test", str(run_dir), "--src", str(first), "--ref", str(first_ref), "--beam", "3", "--device", "cpu",
+                 "--attention-npz", str(tmp_path / "test_attn.npz"),
+                 "--attention-heads", str(tmp_path / "test_heads")]) == 0
+    with np.load(tmp_path / "test_attn.npz") as data, np.load(tmp_path / "attn.npz") as exported:
+        assert sorted(data.files) == sorted(exported.files)
+        np.testing.assert_allclose(data["0/decoder_layers.1.multihead_attn"],
+                                   exported["0/decoder_layers.1.multihead_attn"])
+    assert sorted(p.name for p in (tmp_path / "test_heads").glob("*.png")) == [p.name for p in pngs]

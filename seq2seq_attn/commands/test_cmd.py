@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "shared:PATH reads from the shared data folder)")
     p.add_argument("--ref", required=True, help="reference translations, one per line")
     p.add_argument("--output", type=Path, default=None, help="write the detokenized translations here")
+    p.add_argument("--attention-npz", type=Path, default=None, metavar="FILE",
+                   help="dump every attention matrix of each translation (all layers and heads) to FILE.npz")
+    p.add_argument("--attention-heads", type=Path, default=None, metavar="DIR",
+                   help="write per-head cross-attention heatmaps (last decoder layer, and their mean) into DIR")
     p.set_defaults(func=run)
 
 
@@ -24,5 +28,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.beam is not None and args.beam < 1:
         raise ValueError(f"--beam must be >= 1, got {args.beam}")
-    test(args.run_dir, args.src, args.ref, args.beam, args.output, args.save_attention, args.device, args.which)
+    test(args.run_dir, args.src, args.ref, args.beam, args.output, args.save_attention, args.device, args.which,
+         attention_npz=args.attention_npz, attention_heads=args.attention_heads)
     return 0

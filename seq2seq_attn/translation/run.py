@@ -101,9 +101,11 @@ def write_heatmaps(run: LoadedRun, sources: Sequence[str], hyps: Sequence[list],
 
 def test(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int | None = None,
          output: Path | None = None, save_attention: Path | None = None, device: str = "auto",
-         which: str = "best", out: TextIO | None = None) -> list[Score]:
+         which: str = "best", out: TextIO | None = None, attention_npz: Path | None = None,
+         attention_heads: Path | None = None) -> list[Score]:
     """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores to
-    ``out`` (default: the current ``sys.stdout``)."""
+    ``out`` (default: the current ``sys.stdout``). ``attention_npz`` / ``attention_heads``: dump every
+    attention matrix / write per-head cross-attention heatmaps (see :mod:`.attention_export`)."""
     out = sys.stdout if out is None else out
     run = load_run(run_dir, device, which)
     sources, refs = read_parallel(resolve_path(str(src)), resolve_path(str(ref)))
@@ -120,6 +122,13 @@ def test(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int |
     if save_attention is not None:
         paths = write_heatmaps(run, sources, hyps, save_attention)
         print(f"wrote {len(paths)} attention heatmaps to {save_attention}", file=out)
+    if attention_npz is not None or attention_heads is not None:
+        from .attention_export import write_attention
+
+        write_attention(run, sources, hyps, attention_npz, attention_heads)
+        for what in (attention_npz, attention_heads):
+            if what is not None:
+                print(f"wrote attention to {what}", file=out)
     return scores
 
 

@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .corpus import read_parallel
 
     p = argparse.ArgumentParser(
-        prog="python -m seq2seq_attn.translation.transformer_attention",
+        prog="python -m seq2seq_attn.translation.attention_export",
         description="Translate with a run dir and export every attention matrix (per layer and head).")
     p.add_argument("run_dir")
     p.add_argument("--src", required=True, type=Path, help="source sentences, one per line (plain or .gz)")
