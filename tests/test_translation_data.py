@@ -165,3 +165,15 @@ def test_task_from_tsv_in_sentence_mode(tmp_path: Path) -> None:
     before = (tmp_path / "run" / "spm.src.model").read_bytes()
     again = TranslationTask(cfg, tmp_path / "run", log=logs.append)
     assert again.train_src == task.train_src and (tmp_path / "run" / "spm.src.model").read_bytes() == before
+
+
+@pytest.mark.shared_data
+def test_multi30k_from_the_shared_folder(shared_data: Path) -> None:
+    from seq2seq_attn.translation.corpus import resolve_path
+
+    for split, count in (("val", 1014), ("test_2016_flickr", 1000)):
+        src, tgt = read_parallel(resolve_path(f"shared:multi30k/{split}.de.gz"),
+                                 resolve_path(f"shared:multi30k/{split}.en.gz"))
+        assert len(src) == len(tgt) == count
+        assert all(s == s.strip() and s for s in src + tgt)  # stripped, none empty
+    assert resolve_path("shared:multi30k/val.de.gz") == shared_data / "multi30k" / "val.de.gz"
