@@ -32,3 +32,15 @@ def dataset_path(*parts: str) -> Path:
     if not p.exists():
         raise FileNotFoundError(f"{p}: not found in the shared data folder {root}")
     return p
+
+
+def resolve_path(spec: str | Path, what: str = "data file") -> Path:
+    """A path from a config or the command line: ``shared:multi30k/train.de.gz`` names a file in the shared data
+    folder; anything else is an ordinary path, which must exist (the error names it as ``what``)."""
+    spec = str(spec)
+    if spec.startswith("shared:"):
+        return dataset_path(*spec[len("shared:"):].split("/"))
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    return path

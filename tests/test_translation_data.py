@@ -169,7 +169,7 @@ def test_task_from_tsv_in_sentence_mode(tmp_path: Path) -> None:
 
 @pytest.mark.shared_data
 def test_multi30k_from_the_shared_folder(shared_data: Path) -> None:
-    from seq2seq_attn.translation.corpus import resolve_path
+    from seq2seq_attn.paths import resolve_path
 
     for split, count in (("val", 1014), ("test_2016_flickr", 1000)):
         src, tgt = read_parallel(resolve_path(f"shared:multi30k/{split}.de.gz"),

@@ -7,7 +7,6 @@ import csv
 import numpy as np
 import pytest
 import torch
-from _vision_threads import one_thread  # noqa: F401  (autouse fixture)
 from torch import nn
 
 from seq2seq_attn.cli import main

@@ -7,7 +7,6 @@ import io
 import numpy as np
 import pytest
 import torch
-from _vision_threads import one_thread  # noqa: F401  (autouse fixture)
 from PIL import Image
 
 import vision.data as vdata

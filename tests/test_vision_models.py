@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _vision_threads import one_thread  # noqa: F401  (autouse fixture)
 from torch import nn
 
 from seq2seq_attn.attention import capture_attention

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seq2seq_attn.paths import dataset_path
+from seq2seq_attn.paths import resolve_path
 
 SPLITS = ("train", "test")
 
@@ -50,16 +50,6 @@ class ImageSet:
     def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> ImageSet:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return ImageSet(self.images[idx], self.labels[idx], self.classes)
-
-
-def resolve_path(spec: str) -> Path:
-    """``shared:cifar10/x.npz`` -> the shared data folder (``seq2seq_attn.paths``); anything else is a path."""
-    if spec.startswith("shared:"):
-        return dataset_path(*spec[len("shared:"):].split("/"))
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: dataset not found")
-    return path
 
 
 def cache_dir(override: str | Path | None = None) -> Path:

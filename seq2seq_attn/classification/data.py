@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import dataset_path
+from ..paths import resolve_path
 from .config import DataConfig
 
 #: Builders of ``datasets.load_dataset`` that read local files (their split entries are paths).
@@ -41,16 +41,6 @@ class BadRow(ValueError):
 class SplitData:
     examples: list[RawExample]
     num_bad: int = 0
-
-
-def resolve_path(spec: str) -> Path:
-    """``shared:imdb/train.csv.gz`` -> the shared data folder; anything else is a normal path."""
-    if spec.startswith("shared:"):
-        return dataset_path(*spec[len("shared:"):].split("/"))
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: data file not found")
-    return path
 
 
 def _open_text(path: Path, encoding: str) -> io.TextIOBase:

@@ -9,18 +9,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from ..paths import dataset_path
+from ..paths import resolve_path
 from .config import CorpusConfig, DataConfig
-
-
-def resolve_path(path: str) -> Path:
-    """``shared:multi30k/train.de.gz`` -> file in the shared data folder; other paths are used as given."""
-    if path.startswith("shared:"):
-        return dataset_path(*path[len("shared:"):].split("/"))
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: corpus file not found")
-    return p
 
 
 def read_lines(path: str | Path, strip: bool = True) -> list[str]:

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from ..config import load_config
+from ..paths import resolve_path
 from .config import TranslationConfig
-from .corpus import read_parallel, resolve_path
+from .corpus import read_parallel
 from .heatmap import save_heatmap
 from .metrics import Score, corpus_scores
 from .models import build_model
