@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install seq2seq-attn with its dev extra.
 # Torch goes in first so that the project's torch range is already satisfied: pick your build with
-#   TORCH_SPEC="torch==2.13.0" (default) or e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
+#   TORCH_SPEC="torch==2.13.0" (default) or e.g. TORCH_SPEC="torch==2.13.0 --index-url YOUR_CUDA_WHEEL_INDEX"
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VENV:-$root/.venv}"
