@@ -36,8 +36,7 @@ def tiny_config(tmp_path: Path, src: Path, tgt: Path, **model) -> Path:
                                          **model}},
         "decoding": {"beam_size": 3, "alpha": 0.6},
         "label_smoothing": 0.0,
-        "cpu_threads": 1,
-        "training": {"run_dir": str(tmp_path / "run"), "device": "cpu", "lr": 0.02, "max_epochs": 50,
+        "training": {"run_dir": str(tmp_path / "run"), "device": "cpu", "cpu_threads": 1, "lr": 0.02, "max_epochs": 50,
                      "eval_every": 25, "metric": "bleu", "metric_mode": "max", "log_every": 1000},
     }
     path = tmp_path / "tiny.yaml"

@@ -212,7 +212,7 @@ def run_config(cfg: VisionCompareConfig, module: str, seed: int) -> VisionConfig
     run_dir = Path(cfg.compare.out_dir) / "runs" / f"{module}-seed{seed}"
     training = dataclasses.replace(cfg.training, seed=seed, run_dir=str(run_dir))
     return VisionConfig(data=cfg.data, model=module_model_config(cfg, module), training=training,
-                        label_smoothing=cfg.label_smoothing, cpu_threads=cfg.cpu_threads)
+                        label_smoothing=cfg.label_smoothing)
 
 
 def train_and_test(run_cfg: VisionConfig, data: tuple[ImageSet, ImageSet, ImageSet],
@@ -422,8 +422,8 @@ def run_compare(cfg: VisionCompareConfig, device: str | None = None,
                 log: Callable[[str], None] = print) -> list[ModuleResult]:
     """Run the whole comparison of ``cfg`` and write its outputs to ``cfg.compare.out_dir``."""
     threads = torch.get_num_threads()
-    if cfg.cpu_threads:
-        torch.set_num_threads(cfg.cpu_threads)
+    if cfg.training.cpu_threads:
+        torch.set_num_threads(cfg.training.cpu_threads)
     try:
         return _compare(cfg, device, log)
     finally:

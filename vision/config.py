@@ -108,13 +108,6 @@ class VisionConfig:
     model: VisionModelConfig = field(default_factory=VisionModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     label_smoothing: float = 0.0
-    # torch.set_num_threads for CPU runs: small convolutions on a busy 2-core machine run several times
-    # faster on one thread than on two (OpenMP threads wait for each other); null keeps torch's default.
-    cpu_threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.cpu_threads is not None and self.cpu_threads < 1:
-            raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
 
 
 @dataclass
@@ -136,7 +129,7 @@ class CompareConfig:
     bench_device: str = "cpu"
     bench_warmup: int = 2
     bench_repeats: int = 5
-    bench_threads: int | None = None  # torch.set_num_threads for the CPU benchmark (default: cpu_threads)
+    bench_threads: int | None = None  # torch.set_num_threads for the CPU benchmark (default: training.cpu_threads)
     map_modules: list[str] | None = None  # modules in the attention-map figure (default: all trained ones)
     map_images: int = 4
     map_min_size: int = 7  # show the deepest map whose feature map is at least this many pixels a side

@@ -50,6 +50,9 @@ class TrainingConfig:
     max_nonfinite: int = 5  # non-finite losses in a row before the run stops with an error
     log_every: int = 50  # optimizer steps between lines in metrics.jsonl / train.log
     num_workers: int = 0
+    # torch.set_num_threads for CPU work (null: torch's default); small models and step-by-step RNN decoders
+    # often run fastest on one thread
+    cpu_threads: int | None = None
     tensorboard: bool = True  # used when the tensorboard package is installed
     progress: bool = True  # tqdm bar per epoch (rank 0)
     ddp_find_unused_parameters: bool = False
@@ -78,6 +81,7 @@ class TrainingConfig:
             (self.max_nonfinite >= 1, "max_nonfinite", ">= 1"),
             (self.log_every >= 1, "log_every", ">= 1"),
             (self.num_workers >= 0, "num_workers", ">= 0"),
+            (self.cpu_threads is None or self.cpu_threads >= 1, "cpu_threads", ">= 1 or null"),
             (self.optimizer in _OPTIMIZERS, "optimizer", f"one of {', '.join(_OPTIMIZERS)}"),
             (self.schedule in _SCHEDULES, "schedule", f"one of {', '.join(_SCHEDULES)}"),
             (self.precision in _PRECISIONS, "precision", f"one of {', '.join(_PRECISIONS)}"),

@@ -27,6 +27,7 @@ RESUMABLE_CHANGES = frozenset(
         "max_minutes",
         "device",
         "num_workers",
+        "cpu_threads",
         "log_every",
         "tensorboard",
         "progress",

@@ -152,12 +152,8 @@ class TranslationConfig:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     label_smoothing: float = 0.1
-    # torch threads on CPU; step-by-step RNN decoders run many small ops, for which one thread is often fastest
-    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.cpu_threads is not None and self.cpu_threads < 1:
-            raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.model.share_embeddings and not self.data.joint_vocab:

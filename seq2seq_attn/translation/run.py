@@ -45,8 +45,8 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
 
 
 def set_threads(cfg: TranslationConfig) -> None:
-    if cfg.cpu_threads is not None:
-        torch.set_num_threads(cfg.cpu_threads)
+    if cfg.training.cpu_threads is not None:
+        torch.set_num_threads(cfg.training.cpu_threads)
 
 
 @dataclass
