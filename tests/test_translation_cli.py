@@ -59,6 +59,15 @@ def test_train_test_translate_round_trip(tmp_path: Path, capsys: pytest.CaptureF
     assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in out  # sacrebleu's BLEU signature
     assert "chrF2 = 100.00" in out and "TER = 0.00" in out
     assert (tmp_path / "hyp.en").read_text(encoding="utf-8") == tgt.read_text(encoding="utf-8")
+    # Any weights file of the same model (e.g. averaged checkpoints) and another length penalty.
+    weights = tmp_path / "copy.safetensors"
+    weights.write_bytes((run / "best.safetensors").read_bytes())
+    assert main(["test", str(run), "--src", str(src), "--ref", str(tgt), "--which", str(weights),
+                 "--alpha", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert f"alpha 1.5, weights {weights}" in out and "BLEU = 100.00" in out
+    assert main(["test", str(run), "--src", str(src), "--ref", str(tgt), "--which", "nope"]) == 2
+    assert "weights 'nope': neither 'best', 'latest' nor an existing weights file" in capsys.readouterr().err
 
     # A fresh process needs nothing but the run dir (run from elsewhere, so no relative path can help).
     lines = src.read_text(encoding="utf-8").splitlines()[:3]

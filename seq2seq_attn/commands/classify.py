@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..training.cli import add_training_args
+    from ..training.cli import add_training_args, add_weights_arg
 
     p = sub.add_parser("classify", help="document classification with attention explanations (train/test/predict)")
     cmds = p.add_subparsers(dest="classify_command", metavar="ACTION", required=True)
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         e.add_argument("--data", default=None,
                        help="labelled file in the run's data format (default: the config's data.test)")
         e.add_argument("--out", type=Path, default=None, help="folder for the report files (default: RUN_DIR)")
-        e.add_argument("--which", choices=("best", "latest"), default="best")
+        add_weights_arg(e)
         e.add_argument("--device", default="auto")
         e.set_defaults(func=run_test)
 
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--input", default="-", help="text file with one document per line; '-' reads stdin")
     r.add_argument("--explain", type=Path, default=None, metavar="PREFIX",
                    help="write PREFIX.jsonl (attention weight of every token) and PREFIX.html (highlighted)")
-    r.add_argument("--which", choices=("best", "latest"), default="best")
+    add_weights_arg(r)
     r.add_argument("--device", default="auto")
     r.set_defaults(func=run_predict)
 

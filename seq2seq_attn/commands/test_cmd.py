@@ -29,5 +29,5 @@ def run(args: argparse.Namespace) -> int:
     if args.beam is not None and args.beam < 1:
         raise ValueError(f"--beam must be >= 1, got {args.beam}")
     test(args.run_dir, args.src, args.ref, args.beam, args.output, args.save_attention, args.device, args.which,
-         attention_npz=args.attention_npz, attention_heads=args.attention_heads)
+         attention_npz=args.attention_npz, attention_heads=args.attention_heads, alpha=args.alpha)
     return 0

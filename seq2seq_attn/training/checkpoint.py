@@ -257,12 +257,15 @@ def write_best(run_dir: str | Path, weights: Mapping[str, torch.Tensor], info: d
 
 
 def resolve_weights(run_dir: str | Path, which: str = "best") -> Path:
-    """The weights file for ``which`` ("best" falls back to "latest"); ``run_dir`` may also be a file."""
+    """The weights file for ``which``: "best" (falls back to "latest"), "latest", or the path of a weights
+    file (e.g. averaged checkpoints); ``run_dir`` may also be a file."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
         return run_dir
     if which not in ("best", "latest"):
-        raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+        if Path(which).is_file():
+            return Path(which)
+        raise FileNotFoundError(f"weights {which!r}: neither 'best', 'latest' nor an existing weights file")
     if which == "best" and (run_dir / BEST_WEIGHTS).is_file():
         return run_dir / BEST_WEIGHTS
     latest = read_latest(run_dir)

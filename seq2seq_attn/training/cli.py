@@ -39,6 +39,13 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_weights_arg(parser: argparse.ArgumentParser) -> None:
+    """``--which``: the weights an inference command loads (see ``checkpoint.resolve_weights``)."""
+    parser.add_argument("--which", default="best", metavar="best|latest|FILE",
+                        help="weights to load: the run's best or latest, or a .safetensors file of the same "
+                        "model (e.g. from scripts/average_checkpoints.py)")
+
+
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """``--set`` values as the dotted-key dict that ``load_config(..., overrides=...)`` takes."""
     return dict(parse_override(text) for text in getattr(args, "overrides", None) or [])

@@ -65,7 +65,9 @@ class LoadedRun:
         return self.vocabs.decode_tgt(ids)
 
 
-def load_run(run_dir: str | Path, device: str = "auto", which: str = "best") -> LoadedRun:
+def load_run(run_dir: str | Path, device: str = "auto", which: str = "best", alpha: float | None = None) -> LoadedRun:
+    """A trained run ready to translate: ``which`` weights ("best", "latest" or a file), ``alpha`` overrides
+    the config's length penalty."""
     from ..training import load_weights
     from ..training.runtime import resolve_device
 
@@ -74,6 +76,10 @@ def load_run(run_dir: str | Path, device: str = "auto", which: str = "best") -> 
     if not config_file.is_file():
         raise FileNotFoundError(f"{run_dir}: not a run dir (no config.yaml)")
     cfg = load_config(TranslationConfig, config_file)
+    if alpha is not None:
+        if alpha < 0:
+            raise ValueError(f"--alpha must be >= 0, got {alpha}")
+        cfg.decoding.alpha = alpha
     set_threads(cfg)
     vocabs = Vocabs.load(run_dir, cfg.data.joint_vocab)
     model = build_model(cfg.model, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size(), PAD)
@@ -103,12 +109,12 @@ def write_heatmaps(run: LoadedRun, sources: Sequence[str], hyps: Sequence[list],
 def test(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int | None = None,
          output: Path | None = None, save_attention: Path | None = None, device: str = "auto",
          which: str = "best", out: TextIO | None = None, attention_npz: Path | None = None,
-         attention_heads: Path | None = None) -> list[Score]:
+         attention_heads: Path | None = None, alpha: float | None = None) -> list[Score]:
     """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores to
     ``out`` (default: the current ``sys.stdout``). ``attention_npz`` / ``attention_heads``: dump every
     attention matrix / write per-head cross-attention heatmaps (see :mod:`.attention_export`)."""
     out = sys.stdout if out is None else out
-    run = load_run(run_dir, device, which)
+    run = load_run(run_dir, device, which, alpha)
     sources, refs = read_parallel(resolve_path(str(src)), resolve_path(str(ref)))
     hyps = run.translate(sources, beam_size)
     outputs = [run.detok(h[0].tokens) if h else "" for h in hyps]
