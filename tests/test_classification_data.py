@@ -12,7 +12,7 @@ from seq2seq_attn.classification.config import ClassificationConfig, DataConfig
 from seq2seq_attn.classification.data import read_split
 from seq2seq_attn.classification.metrics import confusion_matrix, format_report, report
 from seq2seq_attn.classification.task import ClassificationData, ClassificationTask, collate_docs, length_batches
-from seq2seq_attn.classification.text import UNK_ID, WordVocab, encode, load_vocab, split_sentences
+from seq2seq_attn.classification.text import UNK_ID, WordVocab, clean, encode, load_vocab, split_sentences
 from seq2seq_attn.config import from_dict
 
 
@@ -182,3 +182,12 @@ def test_real_sst_and_trec_files(shared_data):
     trec = read_split(str(shared_data / "trec" / "TREC.train.gz"), data_cfg(format="trec", encoding="latin-1"))
     counts = {k: sum(e.label == k for e in trec.examples) for k in ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")}
     assert counts == {"ABBR": 86, "DESC": 1162, "ENTY": 1250, "HUM": 1223, "LOC": 835, "NUM": 896}
+
+
+def test_undo_ptb_restores_raw_text_words():
+    cfg = DataConfig(train="x", undo_ptb=True)
+    text = "it 's a -lrb- very -rrb- good film , but i do n't like `` it '' ; they 're here and wo n't go"
+    assert clean(text, cfg) == "it's a ( very ) good film , but i don't like \" it \" ; they're here and won't go"
+    tokens = WordVocab([]).tokenize(clean(text, cfg))
+    assert "don't" in tokens and "won't" in tokens and "n" not in tokens
+    assert clean(text, DataConfig(train="x")) == text  # off by default

@@ -75,3 +75,16 @@ def test_resume_warns_about_changed_settings_outside_model_and_training(tmp_path
     Trainer(TinyRegression(), config(str(tmp_path / "run"), max_epochs=1), {"task": "tiny"}).fit()
     with pytest.warns(UserWarning, match=r"resuming with changed settings: task \('tiny' -> 'tiny2'\)"):
         Trainer(TinyRegression(), config(str(tmp_path / "run"), max_epochs=1), {"task": "tiny2"}, resume=True).fit()
+
+
+def test_cpu_threads_is_applied_by_the_trainer(tmp_path):
+    # Two runs side by side with cpu_threads: 1 each must not both run torch's default thread pool.
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        Trainer(TinyRegression(), config(str(tmp_path / "a"), cpu_threads=2))
+        assert torch.get_num_threads() == 2
+        Trainer(TinyRegression(), config(str(tmp_path / "b"), cpu_threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

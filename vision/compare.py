@@ -422,8 +422,7 @@ def run_compare(cfg: VisionCompareConfig, device: str | None = None,
                 log: Callable[[str], None] = print) -> list[ModuleResult]:
     """Run the whole comparison of ``cfg`` and write its outputs to ``cfg.compare.out_dir``."""
     threads = torch.get_num_threads()
-    if cfg.training.cpu_threads:
-        torch.set_num_threads(cfg.training.cpu_threads)
+    cfg.training.apply_cpu_threads()
     try:
         return _compare(cfg, device, log)
     finally:

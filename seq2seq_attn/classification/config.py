@@ -39,6 +39,7 @@ class DataConfig:
     # text -> tokens
     lowercase: bool = True
     strip_html: bool = True
+    undo_ptb: bool = False  # undo Penn Treebank tokenization first ("does n't" -> "doesn't", -lrb- -> "(")
     tokenizer: Literal["word", "sentencepiece"] = "word"
     vocab_size: int = 30000
     min_freq: int = 2
@@ -80,6 +81,12 @@ class ModelConfig:
     num_heads: int = 4
     ff_dim: int = 512
     pooling: Literal["mean", "cls", "attention"] = "attention"
+    # start from an earlier classify run's best weights (same model dimensions; embedding rows matched by
+    # token, output rows by label name; see classification/transfer.py); ignored when resuming
+    init_from: str | None = None
+    # the vocabulary with init_from: "train" (the training split's words) or "union" (those, then every other
+    # word of the source run, whose embeddings come with it; word tokenizer only)
+    init_vocab: Literal["train", "union"] = "train"
 
     def __post_init__(self) -> None:
         if self.type == "transformer" and self.embed_dim % self.num_heads != 0:

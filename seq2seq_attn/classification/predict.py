@@ -24,6 +24,7 @@ def load_run(run_dir: Path, device: torch.device, which: str = "best") -> tuple[
 
     run_dir = Path(run_dir)
     cfg = load_config(ClassificationConfig, run_dir / "config.yaml")
+    cfg.training.apply_cpu_threads()
     vocab = load_vocab(run_dir)
     labels = json.loads((run_dir / "labels.json").read_text(encoding="utf-8"))
     model = build_model(cfg.model, len(vocab), len(labels))

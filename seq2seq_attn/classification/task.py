@@ -14,12 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..training.checkpoint import read_latest
 from ..training.task import StepOutput
 from .config import ClassificationConfig, DataConfig
 from .data import RawExample, check_labels, hold_out, label_set, read_split
 from .metrics import confusion_matrix, report
 from .models import ClassifierOutput, build_model
 from .text import EncodedDoc, Vocab, build_vocab, clean, encode, load_vocab
+from .transfer import init_from_run, union_vocab
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,8 @@ class ClassificationData:
             self.vocab = load_vocab(Path(run_dir))
         else:
             self.vocab = build_vocab([clean(ex.text, data) for ex in train], data)
+            if cfg.model.init_from is not None and cfg.model.init_vocab == "union":
+                self.vocab = union_vocab(self.vocab, cfg.model.init_from)
         if run_dir is not None:
             self.save(Path(run_dir))
         self.train = encode_split(train, self.labels, self.vocab, data, self.hierarchical)
@@ -183,13 +187,21 @@ class ClassificationTask:
 
     unit = "doc"
 
-    def __init__(self, cfg: ClassificationConfig, data: ClassificationData) -> None:
+    def __init__(self, cfg: ClassificationConfig, data: ClassificationData, resume: bool = False) -> None:
         self.cfg = cfg
         self.data = data
+        self.resume = resume
         self._lengths = np.asarray([len(d.ids) for d in data.train.docs])
 
     def build_model(self) -> nn.Module:
-        return build_model(self.cfg.model, len(self.data.vocab), len(self.data.labels))
+        model = build_model(self.cfg.model, len(self.data.vocab), len(self.data.labels))
+        # A resumed run gets its weights from its own checkpoint (the Trainer's rule: --resume and a
+        # checkpoint), so the source run is not read again; --overwrite starts from the source.
+        resuming = self.resume and read_latest(self.cfg.training.run_dir) is not None
+        if self.cfg.model.init_from is not None and not resuming:
+            report = init_from_run(model, self.cfg.model.init_from, self.data.vocab, self.data.labels)
+            print(report.summary(len(self.data.vocab), len(self.data.labels)))
+        return model
 
     def train_batches(self, epoch: int) -> list[list[int]]:
         rng = np.random.default_rng([self.cfg.training.seed, epoch])

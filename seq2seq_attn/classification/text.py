@@ -22,9 +22,23 @@ _TAG = re.compile(r"<[^>]*>")
 _BREAK_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+# Penn Treebank tokenization (SST, TREC): split clitics and bracket tokens, undone before our own tokenizer
+_PTB_CLITIC = re.compile(r"(\w) (n't|'s|'re|'ve|'ll|'d|'m)\b", re.IGNORECASE)
+_PTB_BRACKETS = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-": "{", "-rcb-": "}", "``": '"',
+                 "''": '"'}
+_PTB_BRACKET = re.compile("|".join(re.escape(k) for k in _PTB_BRACKETS), re.IGNORECASE)
+
+
+def undo_ptb(text: str) -> str:
+    """``does n't`` -> ``doesn't``, ``it 's`` -> ``it's``, ``-lrb-`` -> ``(``: words as raw text writes them,
+    so a vocabulary from raw text (e.g. an ``init_from`` run on IMDB) covers them."""
+    text = _PTB_BRACKET.sub(lambda m: _PTB_BRACKETS[m.group(0).lower()], text)
+    return _PTB_CLITIC.sub(r"\1\2", text)
 
 
 def clean(text: str, cfg: DataConfig) -> str:
+    if cfg.undo_ptb:
+        text = undo_ptb(text)
     if cfg.strip_html:
         text = _BREAK_TAG.sub("\n", text)  # IMDB's <br /> separate paragraphs: keep them as sentence breaks
         text = _TAG.sub(" ", text)
@@ -92,6 +106,11 @@ class SentencePieceVocab:
             shuffle_input_sentence=True, hard_vocab_limit=False, minloglevel=2, num_threads=2,
         )
         return cls(model.getvalue())
+
+    @property
+    def itos(self) -> list[str]:
+        """Every piece by id (as ``WordVocab.itos``)."""
+        return [self.sp.id_to_piece(i) for i in range(len(self))]
 
     def tokenize(self, sentence: str) -> list[str]:
         return self.sp.encode(sentence, out_type=str)

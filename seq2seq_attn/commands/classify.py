@@ -95,7 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"skipped {data.num_bad} bad rows (data.skip_bad_rows)")
     print(f"train {len(data.train)} documents, valid {len(data.valid) if data.valid else 0}, "
           f"{len(data.labels)} labels, vocabulary {len(data.vocab)}")
-    code = train_from_args(ClassificationTask(cfg, data), cfg.training, cfg, args)
+    code = train_from_args(ClassificationTask(cfg, data, resume=args.resume), cfg.training, cfg, args)
     if code == 0 and cfg.data.test is not None:
         evaluate_run(run_dir, None, run_dir, "best", args.device or cfg.training.device)
     return code

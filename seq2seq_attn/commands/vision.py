@@ -47,10 +47,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..training.runtime import resolve_device
 
     cfg = load_config(VisionConfig, args.config, overrides_from_args(args))
-    if cfg.training.cpu_threads:
-        import torch
-
-        torch.set_num_threads(cfg.training.cpu_threads)
+    cfg.training.apply_cpu_threads()  # before the data are decoded and augmented with torch
     task = VisionTask(cfg)
     code = train_from_args(task, cfg.training, cfg, args)
     if code != 0 or int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone tests

@@ -94,3 +94,11 @@ class TrainingConfig:
                 raise ValueError(f"{key} must be {expected}, got {getattr(self, key)!r}")
         if self.schedule == "noam" and self.warmup_steps < 1:
             raise ValueError("warmup_steps must be >= 1 for the noam schedule, got 0")
+
+    def apply_cpu_threads(self) -> None:
+        """``torch.set_num_threads(cpu_threads)`` when set. Called by the Trainer and by every command that
+        loads a run for inference, so two runs side by side with one thread each do not oversubscribe."""
+        if self.cpu_threads is not None:
+            import torch
+
+            torch.set_num_threads(self.cpu_threads)

@@ -161,6 +161,7 @@ class Trainer:
         if device:
             cfg = dataclasses.replace(cfg, device=device)
         self.task, self.cfg = task, cfg
+        cfg.apply_cpu_threads()
         plain = to_dict(full_config) if full_config is not None else {}
         if isinstance(plain, dict):
             plain["training"] = to_dict(cfg)  # the effective settings, --device and --set included

@@ -33,7 +33,6 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
     from ..training import prepare_run_dir, run_training
 
     cfg = load_config(TranslationConfig, config_path, overrides)
-    set_threads(cfg)
     run_dir = Path(cfg.training.run_dir)
     # Check the run dir before training subwords into it; the Trainer writes config.yaml itself.
     prepare_run_dir(run_dir, None, resume, overwrite, write=False)
@@ -42,11 +41,6 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
             path.unlink(missing_ok=True)
     task = TranslationTask(cfg, run_dir)
     return run_training(task, cfg.training, cfg, resume=resume, overwrite=overwrite, device=device)
-
-
-def set_threads(cfg: TranslationConfig) -> None:
-    if cfg.training.cpu_threads is not None:
-        torch.set_num_threads(cfg.training.cpu_threads)
 
 
 @dataclass
@@ -80,7 +74,7 @@ def load_run(run_dir: str | Path, device: str = "auto", which: str = "best", alp
         if alpha < 0:
             raise ValueError(f"--alpha must be >= 0, got {alpha}")
         cfg.decoding.alpha = alpha
-    set_threads(cfg)
+    cfg.training.apply_cpu_threads()
     vocabs = Vocabs.load(run_dir, cfg.data.joint_vocab)
     model = build_model(cfg.model, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size(), PAD)
     dev = resolve_device(device)

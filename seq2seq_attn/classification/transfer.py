@@ -1,0 +1,103 @@
+"""Initialize a classifier from an earlier classify run (``model.init_from``): transfer learning when no
+pretrained word vectors are at hand, e.g. an IMDB sentiment run as the starting point for SST-2.
+
+The two runs may have different vocabularies and label sets. Rows of the embedding matrix are matched by
+token string and rows of the output layer by label name; what has no match keeps its fresh initialization.
+Every other tensor is copied by name and must have the same shape: a mismatch means the configs describe
+different models, which is an error naming the tensor rather than a silently partial start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..training.checkpoint import CheckpointError, read_weights, resolve_weights
+from .text import Vocab, WordVocab, load_vocab
+
+log = logging.getLogger(__name__)
+
+EMBEDDING = "embed.weight"
+HEAD = ("head.weight", "head.bias")
+
+
+@dataclass
+class TransferReport:
+    """What :func:`init_from_run` copied."""
+
+    source: Path  # the weights file read
+    copied: list[str]  # tensors copied whole
+    tokens_matched: int  # embedding rows taken from the source
+    labels_matched: int  # output rows taken from the source
+    not_in_source: list[str]  # tensors of the model the source lacks (left as initialized)
+
+    def summary(self, vocab_size: int, num_labels: int) -> str:
+        text = (f"initialized from {self.source}: {len(self.copied)} tensors copied, "
+                f"{self.tokens_matched}/{vocab_size} embedding rows and {self.labels_matched}/{num_labels} "
+                f"output rows matched by token and label")
+        if self.not_in_source:
+            text += f"; not in the source (fresh): {', '.join(self.not_in_source)}"
+        return text
+
+
+def union_vocab(vocab: Vocab, run_dir: str | Path) -> WordVocab:
+    """``vocab`` followed by every word of ``run_dir``'s vocabulary it lacks (``model.init_vocab: union``)."""
+    source = load_vocab(Path(run_dir))
+    if not isinstance(vocab, WordVocab) or not isinstance(source, WordVocab):
+        raise ValueError("model.init_vocab 'union' needs the word tokenizer in both runs")
+    known = set(vocab.itos)
+    return WordVocab(vocab.itos + [w for w in source.itos if w not in known])
+
+
+def _copy_rows(target: torch.Tensor, source: torch.Tensor, target_keys: list[str], source_keys: list[str],
+               name: str, path: Path) -> int:
+    """Copy ``source`` rows into ``target`` rows with the same key; returns the number copied."""
+    if target.shape[1:] != source.shape[1:]:
+        raise CheckpointError(f"{path}: {name} rows have shape {tuple(source.shape[1:])}, the model's "
+                              f"{tuple(target.shape[1:])} (init_from needs the same model dimensions)")
+    if source.size(0) != len(source_keys):
+        raise CheckpointError(f"{path}: {name} has {source.size(0)} rows but the run lists {len(source_keys)}")
+    index = {key: i for i, key in enumerate(source_keys)}
+    pairs = [(i, index[key]) for i, key in enumerate(target_keys) if key in index]
+    if pairs:
+        dst, src = zip(*pairs, strict=True)
+        target[list(dst)] = source[list(src)].to(target.dtype)
+    return len(pairs)
+
+
+@torch.no_grad()
+def init_from_run(model: nn.Module, run_dir: str | Path, vocab: Vocab, labels: list[str]) -> TransferReport:
+    """Copy a finished run's best weights into ``model`` (built for ``vocab`` and ``labels``)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"model.init_from: {run_dir} is not a run directory")
+    labels_path = run_dir / "labels.json"
+    if not labels_path.is_file():
+        raise FileNotFoundError(f"model.init_from: {labels_path} not found (not a classify run?)")
+    source_labels = json.loads(labels_path.read_text(encoding="utf-8"))
+    source_tokens = load_vocab(run_dir).itos
+    path = resolve_weights(run_dir, "best")
+    source = read_weights(path)
+
+    rows = {EMBEDDING: (vocab.itos, source_tokens), **{name: (labels, source_labels) for name in HEAD}}
+    matched = {name: 0 for name in rows}
+    copied, not_in_source = [], []
+    for name, tensor in model.state_dict().items():
+        if name not in source:
+            not_in_source.append(name)
+        elif name in rows:
+            matched[name] = _copy_rows(tensor, source[name], *rows[name], name, path)
+        elif tensor.shape != source[name].shape:
+            raise CheckpointError(f"{path}: {name} has shape {tuple(source[name].shape)}, the model's "
+                                  f"{tuple(tensor.shape)} (init_from needs the same model dimensions)")
+        else:
+            tensor.copy_(source[name])
+            copied.append(name)
+    if not copied and not any(matched.values()):
+        raise CheckpointError(f"{path}: no tensor of the model is in this run (different model type?)")
+    return TransferReport(path, copied, matched[EMBEDDING], matched[HEAD[0]], not_in_source)
