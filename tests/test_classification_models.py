@@ -18,6 +18,7 @@ def flat_models() -> list[torch.nn.Module]:
         AttentionClassifier(V, C, 16, 12, encoder="lstm", score="additive"),
         AttentionClassifier(V, C, 16, 12, encoder="gru", score="scaled_dot"),
         AttentionClassifier(V, C, 16, 12, encoder="none", score="additive"),
+        AttentionClassifier(V, C, 16, 12, encoder="lstm", score="additive", num_queries=3),
     ]
     for pooling in ("attention", "mean", "cls"):
         models.append(build_model(ModelConfig(type="transformer", embed_dim=16, num_heads=2, ff_dim=32,
@@ -37,7 +38,25 @@ def test_pooling_is_the_core_attention_with_a_learned_query():
     torch.testing.assert_close(pooled, (expected.unsqueeze(-1) * states).sum(1))
 
 
-@pytest.mark.parametrize("index", range(6))
+def test_several_queries_pool_independently_and_concatenate():
+    pool = QueryAttentionPooling(8, "scaled_dot", num_queries=3)
+    states = torch.randn(2, 5, 8)
+    mask = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    pooled, weights = pool(states, mask)
+    assert pooled.shape == (2, 24) and pool.output_size == 24
+    per_query = []
+    for r in range(3):
+        one = QueryAttentionPooling(8, "scaled_dot")
+        one.query.data = pool.query.data[:, r:r + 1]
+        p, w = one(states, mask)
+        torch.testing.assert_close(pooled[:, 8 * r:8 * (r + 1)], p)  # query r's own pooled vector
+        per_query.append(w)
+    torch.testing.assert_close(weights, torch.stack(per_query).mean(0))  # shown: the mean over the queries
+    with pytest.raises(ValueError, match="num_queries must be >= 1"):
+        QueryAttentionPooling(8, num_queries=0)
+
+
+@pytest.mark.parametrize("index", range(7))
 def test_masked_tokens_get_zero_weight_and_weights_sum_to_one(index):
     model = flat_models()[index]
     tokens = torch.randint(3, V, (3, 7))
@@ -52,7 +71,7 @@ def test_masked_tokens_get_zero_weight_and_weights_sum_to_one(index):
     torch.testing.assert_close(out.token_weights.sum(-1), torch.ones(3))
 
 
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", range(7))
 def test_padding_does_not_change_the_prediction(index):
     model = flat_models()[index]
     doc = torch.randint(3, V, (1, 5))

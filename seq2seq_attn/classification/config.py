@@ -74,6 +74,7 @@ class ModelConfig:
     encoder: Literal["none", "lstm", "gru"] = "lstm"  # attention classifier; HAN always uses GRUs
     score: Literal["scaled_dot", "additive"] = "additive"  # how the learned query scores each state
     attention_dim: int | None = None  # hidden size of the additive score (default: state size)
+    num_queries: int = 1  # attention classifier: learned queries, pooled vectors concatenated (Lin et al., 2017)
     dropout: float = 0.3
     embed_dropout: float = 0.1
     # transformer
@@ -91,7 +92,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.type == "transformer" and self.embed_dim % self.num_heads != 0:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
-        for name in ("embed_dim", "hidden_size", "num_layers", "num_heads", "ff_dim"):
+        for name in ("embed_dim", "hidden_size", "num_layers", "num_heads", "ff_dim", "num_queries"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 

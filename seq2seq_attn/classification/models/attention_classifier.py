@@ -15,15 +15,15 @@ from .rnn import BiRNN
 class AttentionClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, hidden_size: int = 128,
                  encoder: str = "lstm", score: str = "additive", attention_dim: int | None = None,
-                 dropout: float = 0.3, embed_dropout: float = 0.1) -> None:
+                 dropout: float = 0.3, embed_dropout: float = 0.1, num_queries: int = 1) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.encoder = None if encoder == "none" else BiRNN(embed_dim, hidden_size, encoder)
         dim = embed_dim if self.encoder is None else self.encoder.output_size
-        self.pool = QueryAttentionPooling(dim, score, attention_dim)
+        self.pool = QueryAttentionPooling(dim, score, attention_dim, num_queries)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(dim, num_classes)
+        self.head = nn.Linear(self.pool.output_size, num_classes)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> ClassifierOutput:
         # tokens (B, T), lengths (B,)
@@ -31,5 +31,5 @@ class AttentionClassifier(nn.Module):
         states = self.embed_dropout(self.embed(tokens))  # (B, T, E)
         if self.encoder is not None:
             states = self.encoder(states, lengths)  # (B, T, 2H)
-        pooled, weights = self.pool(states, mask)  # (B, D), (B, T)
+        pooled, weights = self.pool(states, mask)  # (B, r * D), (B, T)
         return ClassifierOutput(self.head(self.dropout(pooled)), weights)

@@ -7,6 +7,11 @@ pooled vector is their weighted sum::
 
     scaled_dot: s_t = q . h_t / sqrt(D)
     additive:   s_t = v^T tanh(W_q q + W_k h_t)     (Yang et al.'s u_t = tanh(W h_t + b), s_t = u_t . u_w)
+
+With ``num_queries`` r > 1, r learned queries attend independently and their pooled vectors are concatenated
+(the multi-hop attention of Lin et al., 2017, "A Structured Self-attentive Sentence Embedding", without its
+penalty term): one query can follow the question word while another finds the head noun. The weights
+returned for display are the mean over the queries, still a distribution over the tokens.
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ from ...attention import AdditiveScore, Attention, ScaledDotScore, Softmax
 
 
 class QueryAttentionPooling(nn.Module):
-    """Pool ``(B, T, D)`` states into ``(B, D)`` with a learned query; returns the pooled vectors and weights."""
+    """Pool ``(B, T, D)`` states into ``(B, r * D)`` with r learned queries; returns the pooled vectors and the
+    weights (mean over the queries)."""
 
-    def __init__(self, dim: int, score: str = "additive", attention_dim: int | None = None) -> None:
+    def __init__(self, dim: int, score: str = "additive", attention_dim: int | None = None,
+                 num_queries: int = 1) -> None:
         super().__init__()
-        self.query = nn.Parameter(torch.empty(1, 1, dim))
+        if num_queries < 1:
+            raise ValueError(f"num_queries must be >= 1, got {num_queries}")
+        self.output_size = num_queries * dim
+        self.query = nn.Parameter(torch.empty(1, num_queries, dim))
         nn.init.normal_(self.query, std=dim ** -0.5)
         if score == "scaled_dot":
             scorer = ScaledDotScore()
@@ -37,6 +47,6 @@ class QueryAttentionPooling(nn.Module):
         states: torch.Tensor,  # (B, T, D)
         pad_mask: torch.Tensor,  # (B, T) bool, True = padding
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        query = self.query.expand(states.size(0), 1, -1)  # (B, 1, D)
-        pooled, weights = self.attention(query, states, mask=pad_mask.unsqueeze(1))  # (B, 1, D), (B, 1, T)
-        return pooled.squeeze(1), weights.squeeze(1)  # (B, D), (B, T)
+        query = self.query.expand(states.size(0), -1, -1)  # (B, r, D)
+        pooled, weights = self.attention(query, states, mask=pad_mask.unsqueeze(1))  # (B, r, D), (B, r, T)
+        return pooled.flatten(1), weights.mean(1)  # (B, r * D), (B, T)
