@@ -85,8 +85,11 @@ class ModelConfig:
     # start from an earlier classify run's best weights (same model dimensions; embedding rows matched by
     # token, output rows by label name; see classification/transfer.py); ignored when resuming
     init_from: str | None = None
-    # the vocabulary with init_from: "train" (the training split's words) or "union" (those, then every other
-    # word of the source run, whose embeddings come with it; word tokenizer only)
+    # word vectors (word2vec/GloVe text, e.g. from scripts/train_word_vectors.py) for the embedding rows of the
+    # words they cover (after init_from, if both are given); ignored when resuming
+    pretrained_embeddings: str | None = None
+    # the vocabulary with init_from / pretrained_embeddings: "train" (the training split's words) or "union"
+    # (those, then every other word of the source run and vector file, which bring their embeddings)
     init_vocab: Literal["train", "union"] = "train"
 
     def __post_init__(self) -> None:

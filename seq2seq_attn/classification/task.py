@@ -21,7 +21,7 @@ from .data import RawExample, check_labels, hold_out, label_set, read_split
 from .metrics import confusion_matrix, report
 from .models import ClassifierOutput, build_model
 from .text import EncodedDoc, Vocab, build_vocab, clean, encode, load_vocab
-from .transfer import init_from_run, union_vocab
+from .transfer import init_from_run, init_from_vectors, source_words, union_vocab
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,9 @@ class ClassificationData:
             self.vocab = load_vocab(Path(run_dir))
         else:
             self.vocab = build_vocab([clean(ex.text, data) for ex in train], data)
-            if cfg.model.init_from is not None and cfg.model.init_vocab == "union":
-                self.vocab = union_vocab(self.vocab, cfg.model.init_from)
+            if cfg.model.init_vocab == "union":
+                self.vocab = union_vocab(self.vocab, source_words(cfg.model.init_from,
+                                                                  cfg.model.pretrained_embeddings))
         if run_dir is not None:
             self.save(Path(run_dir))
         self.train = encode_split(train, self.labels, self.vocab, data, self.hierarchical)
@@ -201,6 +202,10 @@ class ClassificationTask:
         if self.cfg.model.init_from is not None and not resuming:
             report = init_from_run(model, self.cfg.model.init_from, self.data.vocab, self.data.labels)
             print(report.summary(len(self.data.vocab), len(self.data.labels)))
+        if self.cfg.model.pretrained_embeddings is not None and not resuming:
+            found = init_from_vectors(model, self.cfg.model.pretrained_embeddings, self.data.vocab)
+            print(f"pretrained embeddings {self.cfg.model.pretrained_embeddings}: {found}/{len(self.data.vocab)} "
+                  f"words found")
         return model
 
     def train_batches(self, epoch: int) -> list[list[int]]:

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..training.checkpoint import CheckpointError, read_weights, resolve_weights
 from .text import Vocab, WordVocab, load_vocab
+from .word_vectors import read_word_vectors
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,37 @@ class TransferReport:
         return text
 
 
-def union_vocab(vocab: Vocab, run_dir: str | Path) -> WordVocab:
-    """``vocab`` followed by every word of ``run_dir``'s vocabulary it lacks (``model.init_vocab: union``)."""
-    source = load_vocab(Path(run_dir))
-    if not isinstance(vocab, WordVocab) or not isinstance(source, WordVocab):
-        raise ValueError("model.init_vocab 'union' needs the word tokenizer in both runs")
+def source_words(run_dir: str | Path | None, vectors: str | Path | None) -> list[str]:
+    """The words a model starts from: ``init_from``'s vocabulary, then the ``pretrained_embeddings`` file's."""
+    words: list[str] = []
+    if run_dir is not None:
+        source = load_vocab(Path(run_dir))
+        if not isinstance(source, WordVocab):
+            raise ValueError("model.init_vocab 'union' needs the word tokenizer in the init_from run")
+        words += source.itos
+    if vectors is not None:
+        words += read_word_vectors(vectors)[0]
+    return words
+
+
+def union_vocab(vocab: Vocab, words: list[str]) -> WordVocab:
+    """``vocab`` followed by every one of ``words`` it lacks (``model.init_vocab: union``); ids unchanged."""
+    if not isinstance(vocab, WordVocab):
+        raise ValueError("model.init_vocab 'union' needs the word tokenizer (data.tokenizer: word)")
     known = set(vocab.itos)
-    return WordVocab(vocab.itos + [w for w in source.itos if w not in known])
+    extra = [w for w in dict.fromkeys(words) if w not in known]
+    return WordVocab(vocab.itos + extra)
+
+
+@torch.no_grad()
+def init_from_vectors(model: nn.Module, path: str | Path, vocab: Vocab) -> int:
+    """Copy pretrained word vectors into ``model``'s embedding rows of the words they cover; returns how many.
+    The vectors are scaled so that their standard deviation is that of the model's own initialization, which
+    keeps the words the file lacks (initialized as usual) on the same scale."""
+    words, vectors = read_word_vectors(path)
+    table = model.state_dict()[EMBEDDING]
+    vectors = vectors * (table[3:].std() / vectors.std().clamp_min(1e-12))  # rows 0-2: <pad>, <unk>, <cls>
+    return _copy_rows(table, vectors, vocab.itos, words, EMBEDDING, Path(path))
 
 
 def _copy_rows(target: torch.Tensor, source: torch.Tensor, target_keys: list[str], source_keys: list[str],

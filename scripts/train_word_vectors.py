@@ -1,0 +1,80 @@
+#!/usr/bin/env python
+"""Train word vectors (skip-gram with negative sampling) on local text for ``model.pretrained_embeddings``.
+
+Text comes from the training splits of classify configs (read, cleaned and tokenized exactly as those runs do)
+and from plain text files (one document per line, plain or .gz, ``shared:`` paths allowed), cleaned as the first
+config says. The output is the word2vec text format.
+
+    python scripts/train_word_vectors.py --config configs/cls_imdb_bilstm_cpu.yaml --config configs/cls_trec.yaml \\
+        --text shared:multi30k/train.en.gz --dim 128 -o vectors/imdb_trec_m30k.128d.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from seq2seq_attn.classification.config import ClassificationConfig, DataConfig
+from seq2seq_attn.classification.data import _open_text, read_split  # the readers' gzip/plain handling
+from seq2seq_attn.classification.text import WordVocab, clean
+from seq2seq_attn.classification.word_vectors import train_skipgram, write_word_vectors
+from seq2seq_attn.config import load_config
+from seq2seq_attn.paths import resolve_path
+
+
+def documents(configs: list[Path], texts: list[str]) -> list[list[str]]:
+    tokenizer = WordVocab([])
+    docs: list[list[str]] = []
+    first: DataConfig | None = None
+    for path in configs:
+        data = load_config(ClassificationConfig, path).data
+        first = first or data
+        split = read_split(data.train, data)
+        docs += [tokenizer.tokenize(clean(ex.text, data)) for ex in split.examples]
+        print(f"{path}: {len(split.examples):,} training documents ({data.train})")
+    cleaning = first or DataConfig(train="-")
+    for spec in texts:
+        path = resolve_path(spec, "text file")
+        with _open_text(path, "utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        docs += [tokenizer.tokenize(clean(line, cleaning)) for line in lines]
+        print(f"{path}: {len(lines):,} lines")
+    return docs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, action="append", default=[], help="a classify config: its train split")
+    p.add_argument("--text", action="append", default=[], help="a text file, one document per line")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the vectors file to write (.txt or .txt.gz)")
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--window", type=int, default=5)
+    p.add_argument("--negatives", type=int, default=5)
+    p.add_argument("--min-count", type=int, default=5)
+    p.add_argument("--max-words", type=int, default=50000)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=0.025)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+    if not args.config and not args.text:
+        p.error("give at least one --config or --text")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.monotonic()
+    docs = documents(args.config, args.text)
+    print(f"{sum(map(len, docs)):,} tokens in {len(docs):,} documents")
+    words, vectors = train_skipgram(docs, dim=args.dim, window=args.window, negatives=args.negatives,
+                                    min_count=args.min_count, max_words=args.max_words, epochs=args.epochs,
+                                    lr=args.lr, seed=args.seed)
+    write_word_vectors(args.output, words, vectors)
+    print(f"wrote {len(words):,} vectors of {args.dim} numbers to {args.output} in {time.monotonic() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
