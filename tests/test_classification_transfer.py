@@ -11,7 +11,7 @@ import torch
 from seq2seq_attn.classification.config import ModelConfig
 from seq2seq_attn.classification.models import build_model
 from seq2seq_attn.classification.text import WordVocab
-from seq2seq_attn.classification.transfer import init_from_run, union_vocab
+from seq2seq_attn.classification.transfer import init_from_run, source_words, union_vocab
 from seq2seq_attn.cli import main
 from seq2seq_attn.training.checkpoint import CheckpointError, read_weights, save_weights
 
@@ -106,7 +106,7 @@ def test_cli_run_starts_from_the_source_and_resumes_without_it(tmp_path):
 
 def test_union_vocabulary_appends_the_source_words(tmp_path):
     run, _ = _source_run(tmp_path, ModelConfig(type="attention", encoder="none", embed_dim=8))
-    union = union_vocab(WordVocab(TARGET_WORDS), run)
+    union = union_vocab(WordVocab(TARGET_WORDS), source_words(run, None))
     assert union.itos == TARGET_WORDS + ["bad", "film"]  # the training split's words first, ids unchanged
     model = build_model(ModelConfig(type="attention", encoder="none", embed_dim=8), len(union), 2)
     assert init_from_run(model, run, union, ["neg", "pos"]).tokens_matched == len(SOURCE_WORDS)
