@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 
 from seq2seq_attn.classification.config import ClassificationConfig, DataConfig
-from seq2seq_attn.classification.data import _open_text, read_split  # the readers' gzip/plain handling
+from seq2seq_attn.classification.data import read_split
 from seq2seq_attn.classification.text import WordVocab, clean
 from seq2seq_attn.classification.word_vectors import train_skipgram, write_word_vectors
 from seq2seq_attn.config import load_config
 from seq2seq_attn.paths import resolve_path
+from seq2seq_attn.translation.corpus import read_lines
 
 
 def documents(configs: list[Path], texts: list[str]) -> list[list[str]]:
@@ -39,8 +40,7 @@ def documents(configs: list[Path], texts: list[str]) -> list[list[str]]:
     cleaning = first or DataConfig(train="-")
     for spec in texts:
         path = resolve_path(spec, "text file")
-        with _open_text(path, "utf-8") as f:
-            lines = [line for line in f if line.strip()]
+        lines = [line for line in read_lines(path) if line]  # gz or plain; bad UTF-8 names the line
         docs += [tokenizer.tokenize(clean(line, cleaning)) for line in lines]
         print(f"{path}: {len(lines):,} lines")
     return docs

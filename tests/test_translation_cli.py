@@ -68,6 +68,8 @@ def test_train_test_translate_round_trip(tmp_path: Path, capsys: pytest.CaptureF
     assert f"alpha 1.5, weights {weights}" in out and "BLEU = 100.00" in out
     assert main(["test", str(run), "--src", str(src), "--ref", str(tgt), "--which", "nope"]) == 2
     assert "weights 'nope': neither 'best', 'latest' nor an existing weights file" in capsys.readouterr().err
+    assert main(["test", str(run), "--src", str(src), "--ref", str(tgt), "--alpha", "-1"]) == 2
+    assert "alpha must be >= 0, got -1.0" in capsys.readouterr().err
 
     # A fresh process needs nothing but the run dir (run from elsewhere, so no relative path can help).
     lines = src.read_text(encoding="utf-8").splitlines()[:3]

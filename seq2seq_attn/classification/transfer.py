@@ -10,7 +10,6 @@ different models, which is an error naming the tensor rather than a silently par
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from torch import nn
 from ..training.checkpoint import CheckpointError, read_weights, resolve_weights
 from .text import Vocab, WordVocab, load_vocab
 from .word_vectors import read_word_vectors
-
-log = logging.getLogger(__name__)
 
 EMBEDDING = "embed.weight"
 HEAD = ("head.weight", "head.bias")

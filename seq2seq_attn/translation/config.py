@@ -142,6 +142,8 @@ class DecodingConfig:
     def __post_init__(self) -> None:
         if self.beam_size < 1 or self.n_best < 1 or self.n_best > self.beam_size:
             raise ValueError("need beam_size >= 1 and 1 <= n_best <= beam_size")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
 
 
 @dataclass

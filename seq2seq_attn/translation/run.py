@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -71,9 +71,7 @@ def load_run(run_dir: str | Path, device: str = "auto", which: str = "best", alp
         raise FileNotFoundError(f"{run_dir}: not a run dir (no config.yaml)")
     cfg = load_config(TranslationConfig, config_file)
     if alpha is not None:
-        if alpha < 0:
-            raise ValueError(f"--alpha must be >= 0, got {alpha}")
-        cfg.decoding.alpha = alpha
+        cfg.decoding = replace(cfg.decoding, alpha=alpha)  # re-runs the config check (alpha >= 0)
     cfg.training.apply_cpu_threads()
     vocabs = Vocabs.load(run_dir, cfg.data.joint_vocab)
     model = build_model(cfg.model, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size(), PAD)
