@@ -11,9 +11,10 @@ import pytest
 from seq2seq_attn.classification.config import ClassificationConfig, DataConfig
 from seq2seq_attn.classification.data import read_split
 from seq2seq_attn.classification.metrics import confusion_matrix, format_report, report
-from seq2seq_attn.classification.task import ClassificationData, ClassificationTask, collate_docs, length_batches
+from seq2seq_attn.classification.task import ClassificationData, ClassificationTask, collate_docs
 from seq2seq_attn.classification.text import UNK_ID, WordVocab, clean, encode, load_vocab, split_sentences
 from seq2seq_attn.config import from_dict
+from seq2seq_attn.layers import length_batches
 
 
 def data_cfg(**kw) -> DataConfig:
@@ -139,11 +140,11 @@ def test_collate_and_length_buckets():
     assert han["tokens"].shape == (3, 3, 5) and han["sentence_lengths"].tolist() == [[3, 1, 0], [1, 0, 0],
                                                                                      [5, 2, 1]]
     lengths = np.random.default_rng(0).integers(1, 500, size=1000)
-    batches = length_batches(lengths, 10, np.random.default_rng(1), bucket=True)
+    batches = length_batches(lengths, batch_size=10, rng=np.random.default_rng(1), bucket=True)
     assert sorted(i for b in batches for i in b) == list(range(1000))
     spread = np.mean([np.ptp(lengths[b]) for b in batches])
     assert spread < 0.2 * np.ptp(lengths)  # buckets: documents of a batch have similar lengths
-    assert length_batches(lengths, 10, np.random.default_rng(1), True) == batches  # deterministic
+    assert length_batches(lengths, batch_size=10, rng=np.random.default_rng(1), bucket=True) == batches  # deterministic
 
 
 def test_task_batches_are_deterministic_and_cover_the_data(tmp_path):

@@ -7,13 +7,15 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from seq2seq_attn.config import from_dict
+from seq2seq_attn.layers import length_batches
 from seq2seq_attn.translation.config import TranslationConfig
 from seq2seq_attn.translation.corpus import read_corpus, read_hf, read_lines, read_parallel, read_tsv
-from seq2seq_attn.translation.data import collate_pairs, filter_pairs, sentence_batches, token_batches
+from seq2seq_attn.translation.data import collate_pairs, filter_pairs
 from seq2seq_attn.translation.subwords import BOS, EOS, PAD, Vocabs
 from seq2seq_attn.translation.task import TranslationTask, label_smoothed_nll
 
@@ -82,6 +84,10 @@ def test_filters_count_each_reason() -> None:
         "train", 10, 2.5)
 
 
+def token_batches(lengths: list[int], max_tokens: int, seed: int) -> list[list[int]]:
+    return length_batches(lengths, max_tokens=max_tokens, rng=np.random.default_rng(seed))
+
+
 def test_token_batches_respect_max_tokens_and_cover_everything() -> None:
     lengths = [(i * 7919) % 37 + 1 for i in range(300)]
     batches = token_batches(lengths, max_tokens=100, seed=3)
@@ -92,7 +98,7 @@ def test_token_batches_respect_max_tokens_and_cover_everything() -> None:
     # Bucketing: far less padding than random batches of the same count.
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     assert padded < 1.15 * sum(lengths)
-    sb = sentence_batches(lengths, 16, seed=0)
+    sb = length_batches(lengths, batch_size=16, rng=np.random.default_rng(0))
     assert sorted(i for b in sb for i in b) == list(range(300)) and max(map(len, sb)) == 16
 
 

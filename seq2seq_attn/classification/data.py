@@ -9,8 +9,6 @@ dropped and counted instead.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..layers import open_text
 from ..paths import resolve_path
 from .config import DataConfig
 
@@ -41,12 +40,6 @@ class BadRow(ValueError):
 class SplitData:
     examples: list[RawExample]
     num_bad: int = 0
-
-
-def _open_text(path: Path, encoding: str) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding=encoding, newline="")
-    return open(path, encoding=encoding, newline="")
 
 
 def _label_str(value: object) -> str | None:
@@ -73,7 +66,7 @@ def _row(text: object, label: object, source: str, cfg: DataConfig) -> RawExampl
 
 
 def _read_delimited(path: Path, cfg: DataConfig, delimiter: str) -> Iterator[RawExample | BadRow]:
-    with _open_text(path, cfg.encoding) as fh:
+    with open_text(path, encoding=cfg.encoding, newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         header = reader.fieldnames or []
         for column in (cfg.text_column, cfg.label_column):
@@ -91,7 +84,7 @@ def _read_delimited(path: Path, cfg: DataConfig, delimiter: str) -> Iterator[Raw
 
 
 def _read_lines(path: Path, cfg: DataConfig) -> Iterator[RawExample | BadRow]:
-    with _open_text(path, cfg.encoding) as fh:
+    with open_text(path, encoding=cfg.encoding, newline="") as fh:
         for i, line in enumerate(fh, start=1):
             line = line.strip()
             source = f"{path}: row {i}"

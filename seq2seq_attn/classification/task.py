@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import length_batches
 from ..training.checkpoint import read_latest
 from ..training.task import StepOutput
 from .config import ClassificationConfig, DataConfig
@@ -65,21 +66,6 @@ def collate_docs(docs: Sequence[EncodedDoc], hierarchical: bool) -> dict[str, to
             sentence_lengths[i, j] = n
             start += n
     return {"tokens": tokens, "sentence_lengths": sentence_lengths}
-
-
-def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
-                   bucket: bool) -> list[list[int]]:
-    """Index batches; with ``bucket`` documents are sorted by length inside chunks of 50 batches so that
-    padding stays small while the order is still random (``rng=None``: no shuffling, for evaluation)."""
-    order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
-    if bucket:
-        chunk = batch_size * 50
-        parts = np.array_split(order, max(1, -(-len(order) // chunk)))
-        order = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
-    batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
 
 
 @torch.no_grad()
@@ -210,7 +196,8 @@ class ClassificationTask:
 
     def train_batches(self, epoch: int) -> list[list[int]]:
         rng = np.random.default_rng([self.cfg.training.seed, epoch])
-        return length_batches(self._lengths, self.cfg.data.batch_size, rng, self.cfg.data.bucket)
+        d = self.cfg.data
+        return length_batches(self._lengths, batch_size=d.batch_size, rng=rng, bucket=d.bucket)
 
     def collate(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         batch = collate_docs([self.data.train.docs[i] for i in indices], self.data.hierarchical)

@@ -8,8 +8,6 @@ The text format is one word per line followed by its numbers, separated by space
 
 from __future__ import annotations
 
-import gzip
-import io
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,11 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-
-def _open(path: Path, mode: str) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, mode + "t", encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+from ..layers import open_text
 
 
 def read_word_vectors(path: str | Path) -> tuple[list[str], torch.Tensor]:
@@ -33,7 +27,7 @@ def read_word_vectors(path: str | Path) -> tuple[list[str], torch.Tensor]:
     words: list[str] = []
     rows: list[list[float]] = []
     dim = None
-    with _open(path, "r") as f:
+    with open_text(path) as f:
         for number, line in enumerate(f, start=1):
             parts = line.rstrip("\n").split(" ")
             if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
@@ -59,7 +53,7 @@ def write_word_vectors(path: str | Path, words: list[str], vectors: torch.Tensor
     """Write the word2vec text format (with its ``<count> <dim>`` header)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _open(path, "w") as f:
+    with open_text(path, "w") as f:
         f.write(f"{len(words)} {vectors.size(1)}\n")
         for word, row in zip(words, vectors.tolist(), strict=True):
             f.write(word + " " + " ".join(f"{x:.5f}" for x in row) + "\n")

@@ -6,9 +6,9 @@ different line counts, invalid UTF-8 (with the line number), missing TSV columns
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
+from ..layers import open_text
 from ..paths import resolve_path
 from .config import CorpusConfig, DataConfig
 
@@ -17,8 +17,7 @@ def read_lines(path: str | Path, strip: bool = True) -> list[str]:
     """All lines of a UTF-8 text file (``.gz`` decompressed), stripped of surrounding whitespace unless
     ``strip=False`` (TSV: empty trailing columns must survive)."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
+    with open_text(path, "rb") as fh:
         raw = fh.read()
     lines = []
     for number, line in enumerate(raw.splitlines(), start=1):

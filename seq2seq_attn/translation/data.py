@@ -1,11 +1,10 @@
-"""Encoded parallel data: filters with counts, token-based length-bucketed batches, padding."""
+"""Encoded parallel data: filters with counts, padding (batches: :func:`seq2seq_attn.layers.length_batches`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from .subwords import BOS, EOS, PAD
@@ -80,44 +79,3 @@ def collate_pairs(src: Sequence[list[int]], tgt: Sequence[list[int]] | None, ind
         empty = torch.zeros((len(src), 0), dtype=torch.long)
         return Batch(src_t, src_t == PAD, empty, empty, indices)
     return Batch(src_t, src_t == PAD, pad([[BOS, *t] for t in tgt]), pad([[*t, EOS] for t in tgt]), indices)
-
-
-def token_batches(lengths: Sequence[int], max_tokens: int, seed: int | None) -> list[list[int]]:
-    """Length-bucketed batches (fairseq style): sort by length (random tie-break), fill each batch while
-    ``len(batch) * longest <= max_tokens``, then shuffle the batch order. ``seed=None``: no shuffling."""
-    lengths = np.asarray(lengths)
-    if seed is None:
-        order = np.argsort(lengths, kind="stable")
-    else:
-        rng = np.random.default_rng(seed)
-        order = np.lexsort((rng.permutation(len(lengths)), lengths))
-    batches, current, longest = [], [], 0
-    for i in order.tolist():
-        new_longest = max(longest, int(lengths[i]))
-        if current and new_longest * (len(current) + 1) > max_tokens:
-            batches.append(current)
-            current, new_longest = [], int(lengths[i])
-        current.append(i)
-        longest = new_longest
-    if current:
-        batches.append(current)
-    if seed is not None:
-        perm = np.random.default_rng(seed + 1).permutation(len(batches))
-        batches = [batches[j] for j in perm]
-    return batches
-
-
-def sentence_batches(lengths: Sequence[int], batch_size: int, seed: int | None) -> list[list[int]]:
-    """Batches of ``batch_size`` sentences; within pools of 50 batches sentences are sorted by length so that
-    batches hold similar lengths (less padding), then the batch order is shuffled."""
-    n = len(lengths)
-    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
-    pool = batch_size * 50
-    batches = []
-    for start in range(0, n, pool):
-        chunk = sorted(order[start : start + pool].tolist(), key=lambda i: lengths[i])
-        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
-    if seed is not None:
-        perm = np.random.default_rng(seed + 1).permutation(len(batches))
-        batches = [batches[j] for j in perm]
-    return batches

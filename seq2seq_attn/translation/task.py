@@ -6,13 +6,15 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..layers import length_batches
 from ..training.task import StepOutput
 from .config import TranslationConfig
 from .corpus import read_corpus
-from .data import Batch, collate_pairs, filter_pairs, sentence_batches, token_batches
+from .data import Batch, collate_pairs, filter_pairs
 from .metrics import corpus_bleu
 from .models import build_model
 from .search import beam_search, greedy_search
@@ -74,11 +76,11 @@ class TranslationTask:
 
     def train_batches(self, epoch: int) -> list[list[int]]:
         d = self.cfg.data
-        seed = self.cfg.training.seed * 100_003 + epoch
+        rng = np.random.default_rng([self.cfg.training.seed, epoch])
         lengths = [max(len(s), len(t) + 1) for s, t in zip(self.train_src, self.train_tgt)]
         if d.batch_mode == "tokens":
-            return token_batches(lengths, d.max_tokens, seed)
-        return sentence_batches(lengths, d.batch_size, seed)
+            return length_batches(lengths, max_tokens=d.max_tokens, rng=rng)
+        return length_batches(lengths, batch_size=d.batch_size, rng=rng)
 
     def collate(self, indices: Sequence[int]) -> Batch:
         indices = list(indices)

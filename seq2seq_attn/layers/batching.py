@@ -1,0 +1,84 @@
+"""Length-bucketed batches of example indices, for every sequence task.
+
+Two modes, both deterministic for a given random generator:
+
+* token count (``max_tokens``; fairseq's rule): examples sorted by length (ties broken at random), each batch
+  filled while ``len(batch) * longest <= max_tokens``, then the batch order shuffled;
+* sentence count (``batch_size``): a random order, sorted by length inside chunks of 50 batches when ``bucket``
+  (similar lengths per batch, little padding, still a random order), cut into batches, the batch order shuffled.
+
+``rng=None`` gives the same batches without any shuffling (evaluation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Sentence-count mode sorts by length inside chunks of this many batches.
+BUCKET_BATCHES = 50
+
+
+def _token_batches(lengths: np.ndarray, max_tokens: int, rng: np.random.Generator | None) -> list[list[int]]:
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+    else:
+        order = np.lexsort((rng.permutation(len(lengths)), lengths))  # by length, ties at random
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order.tolist():
+        new_longest = max(longest, int(lengths[i]))
+        if current and new_longest * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, new_longest = [], int(lengths[i])
+        current.append(i)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _sentence_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
+                      bucket: bool) -> list[list[int]]:
+    order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
+    if bucket and len(order):
+        chunk = batch_size * BUCKET_BATCHES
+        parts = np.array_split(order, max(1, -(-len(order) // chunk)))
+        order = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
+    return [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def length_batches(lengths: Sequence[int] | np.ndarray, *, batch_size: int | None = None,
+                   max_tokens: int | None = None, rng: np.random.Generator | None = None,
+                   bucket: bool = True) -> list[list[int]]:
+    """Batches of indices into ``lengths`` (every index exactly once).
+
+    Args:
+        lengths: (N,) length of each example in tokens (for pairs: the longer side, as the caller decides).
+        batch_size: sentence-count mode: at most this many examples a batch.
+        max_tokens: token-count mode: ``len(batch) * longest`` at most this (an example longer than the
+            budget alone still gets its own batch). Exactly one of ``batch_size`` and ``max_tokens``.
+        rng: the source of randomness (e.g. ``np.random.default_rng([seed, epoch])``), used first for the
+            order inside lengths and then for the batch order; ``None``: no shuffling.
+        bucket: sentence-count mode only: sort by length inside chunks of :data:`BUCKET_BATCHES` batches
+            (token-count mode always sorts).
+
+    Raises:
+        ValueError: when not exactly one of ``batch_size``/``max_tokens`` is given, or it is not positive.
+    """
+    if (batch_size is None) == (max_tokens is None):
+        raise ValueError("length_batches: give exactly one of batch_size and max_tokens")
+    size = batch_size if batch_size is not None else max_tokens
+    if size is None or size < 1:
+        name = "batch_size" if batch_size is not None else "max_tokens"
+        raise ValueError(f"length_batches: {name} must be positive, got {size}")
+    lengths = np.asarray(lengths)
+    if max_tokens is not None:
+        batches = _token_batches(lengths, max_tokens, rng)
+    else:
+        batches = _sentence_batches(lengths, batch_size, rng, bucket)
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
