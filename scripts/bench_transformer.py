@@ -185,7 +185,7 @@ def bench_mfu(args, device: torch.device, autocast: torch.dtype | None) -> list[
 
 def bench_beam(args, device: torch.device) -> list[str]:
     from seq2seq_attn.translation.corpus import read_parallel
-    from seq2seq_attn.translation.run import load_run
+    from seq2seq_attn.translation.lifecycle import load_run
     from seq2seq_attn.translation.task import translate_ids
 
     run = load_run(args.run, str(device))

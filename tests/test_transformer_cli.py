@@ -14,10 +14,8 @@ import yaml
 from test_translation_cli import tiny_corpus
 
 from seq2seq_attn.cli import main
-from seq2seq_attn.translation.attention_export import attention_maps
-from seq2seq_attn.translation.attention_export import main as export_main
-from seq2seq_attn.translation.run import load_run
-from seq2seq_attn.translation.run import test as run_test
+from seq2seq_attn.translation.attention_export import attention_maps, write_attention
+from seq2seq_attn.translation.lifecycle import evaluate, load_run
 
 
 def transformer_config(tmp_path: Path, src: Path, tgt: Path) -> Path:
@@ -45,7 +43,7 @@ def test_transformer_train_test_translate_and_attention(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     # Greedy: the search's beam rule (a sentence stops once K hypotheses have ended) can let early garbage
     # endings win on such a tiny model; beam search itself is checked against the uncached model elsewhere.
-    scores = run_test(run_dir, src, tgt, beam_size=1, out=io.StringIO())  # what `seq2seq-attn test` prints
+    scores = evaluate(run_dir, src, tgt, beam_size=1, out=io.StringIO())  # what `seq2seq-attn test` prints
     assert scores[0].text.startswith("BLEU = 100.00")  # overfits the tiny corpus
 
     # A fresh process translates from the run dir alone.
@@ -71,11 +69,11 @@ def test_transformer_train_test_translate_and_attention(tmp_path: Path) -> None:
     # The search's attention matrix is the last layer's cross-attention averaged over heads.
     np.testing.assert_allclose(maps["decoder_layers.1.multihead_attn"].mean(0), hyp.attention.numpy(), atol=1e-5)
 
-    # The exporter's command line: all matrices to .npz, per-head heatmaps of the last layer.
+    # The exporter: all matrices to .npz, per-head heatmaps of the last layer.
     first = tmp_path / "first.de"
     first.write_text(lines[0] + "\n", encoding="utf-8")
-    assert export_main([str(run_dir), "--src", str(first), "--beam", "3", "--device", "cpu",
-                        "--npz", str(tmp_path / "attn.npz"), "--heads-dir", str(tmp_path / "heads")]) == 0
+    write_attention(run.model, run.vocabs, run.device, lines[:1], run.translate(lines[:1], beam_size=3),
+                    tmp_path / "attn.npz", tmp_path / "heads")
     src_pieces = [*run.vocabs.src.encode(lines[0], out_type=str), "</s>"]
     with np.load(tmp_path / "attn.npz") as data:
         assert sorted(data.files) == sorted([f"0/{k}" for k in maps] + ["0/src", "0/tgt"])

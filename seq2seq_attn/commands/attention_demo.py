@@ -11,10 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/attention_demo.png"), help="PNG to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--normalizer", choices=("softmax", "sigmoid", "hard"), default="softmax")
-    p.set_defaults(func=run)
+    p.set_defaults(func=handle)
 
 
-def run(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     from ..attention.demo import run_demo
 
     results = run_demo(args.out, seed=args.seed, normalizer=args.normalizer)

@@ -20,14 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dump every attention matrix of each translation (all layers and heads) to FILE.npz")
     p.add_argument("--attention-heads", type=Path, default=None, metavar="DIR",
                    help="write per-head cross-attention heatmaps (last decoder layer, and their mean) into DIR")
-    p.set_defaults(func=run)
+    p.set_defaults(func=handle)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..translation.run import test
+def handle(args: argparse.Namespace) -> int:
+    from ..translation.lifecycle import evaluate
 
     if args.beam is not None and args.beam < 1:
         raise ValueError(f"--beam must be >= 1, got {args.beam}")
-    test(args.run_dir, args.src, args.ref, args.beam, args.output, args.save_attention, args.device, args.which,
-         attention_npz=args.attention_npz, attention_heads=args.attention_heads, alpha=args.alpha)
+    evaluate(args.run_dir, args.src, args.ref, args.beam, args.output, args.save_attention, args.device, args.which,
+             attention_npz=args.attention_npz, attention_heads=args.attention_heads, alpha=args.alpha)
     return 0

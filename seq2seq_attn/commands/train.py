@@ -12,12 +12,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a translation model from a YAML config (configs/demo.yaml, ...)")
     p.add_argument("config", type=Path, help="YAML config with data, model, decoding and training sections")
     add_training_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=handle)
 
 
-def run(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     from ..training import overrides_from_args
-    from ..translation.run import train
+    from ..translation.lifecycle import train
 
     return train(args.config, overrides_from_args(args), resume=args.resume, overwrite=args.overwrite,
                  device=args.device)

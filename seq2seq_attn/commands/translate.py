@@ -26,19 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("translate", help="translate stdin to stdout with a trained run dir")
     add_decoding_args(p)
     p.add_argument("--n-best", type=int, default=1, help="print N hypotheses per line as `i ||| text ||| score`")
-    p.set_defaults(func=run)
+    p.set_defaults(func=handle)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..translation.run import load_run, translate_stream
+def handle(args: argparse.Namespace) -> int:
+    from ..translation.lifecycle import load_run, translate_stream
 
     beam = args.beam
     if beam is not None and beam < 1:
         raise ValueError(f"--beam must be >= 1, got {args.beam}")
     if args.n_best < 1 or args.n_best > (beam or args.n_best):
         raise ValueError(f"--n-best must be between 1 and the beam size, got {args.n_best}")
-    run_ = load_run(args.run_dir, args.device, args.which, args.alpha)
-    if beam is None and args.n_best > run_.cfg.decoding.beam_size:
+    run = load_run(args.run_dir, args.device, args.which, args.alpha)
+    if beam is None and args.n_best > run.cfg.decoding.beam_size:
         beam = args.n_best
-    translate_stream(run_, sys.stdin.fileno(), sys.stdout, beam, args.n_best, args.save_attention)
+    translate_stream(run, sys.stdin.fileno(), sys.stdout, beam, args.n_best, args.save_attention)
     return 0

@@ -19,6 +19,7 @@ from torch import nn
 from ..attention import capture_attention
 from .data import collate_pairs
 from .heatmap import save_heatmap
+from .subwords import Vocabs
 
 
 @torch.no_grad()
@@ -83,64 +84,24 @@ def save_head_heatmaps(maps: dict[str, np.ndarray], src: Sequence[str], tgt: Seq
     return paths
 
 
-def write_attention(run, sources: Sequence[str], hyps: Sequence[list], npz: Path | None = None,
-                    heads_dir: Path | None = None, layer: int = -1, start: int = 1) -> None:
-    """For translations already made with a loaded run (``run.translate``): dump every attention matrix of
-    each best hypothesis to ``npz`` and/or write per-head cross-attention heatmaps of decoder ``layer`` into
-    ``heads_dir`` (``{n:05d}_L{layer}_h{h}.png`` and ``..._mean.png``, numbered from ``start``)."""
+def write_attention(model: nn.Module, vocabs: Vocabs, device: torch.device | str, sources: Sequence[str],
+                    hyps: Sequence[list], npz: Path | None = None, heads_dir: Path | None = None, layer: int = -1,
+                    start: int = 1) -> None:
+    """For translations already made with ``model`` (e.g. ``TranslationRun.translate``; ``hyps[i]`` the
+    hypotheses of ``sources[i]``, best first): dump every attention matrix of each best hypothesis to ``npz``
+    and/or write per-head cross-attention heatmaps of decoder ``layer`` into ``heads_dir``
+    (``{n:05d}_L{layer}_h{h}.png`` and ``..._mean.png``, numbered from ``start``)."""
     all_maps, src_pieces, tgt_pieces = [], [], []
     for n, (source, hyp_list) in enumerate(zip(sources, hyps), start=start):
         tokens = hyp_list[0].tokens if source and hyp_list else []
-        maps = attention_maps(run.model, run.vocabs.encode_src([source])[0], tokens, run.device)
-        src_tok = [*run.vocabs.src.encode(source, out_type=str), "</s>"]
-        tgt_tok = [*(run.vocabs.tgt.id_to_piece(t) for t in tokens), "</s>"]
+        maps = attention_maps(model, vocabs.encode_src([source])[0], tokens, device)
+        src_tok = [*vocabs.src.encode(source, out_type=str), "</s>"]
+        tgt_tok = [*(vocabs.tgt.id_to_piece(t) for t in tokens), "</s>"]
         all_maps.append(maps)
         src_pieces.append(src_tok)
         tgt_pieces.append(tgt_tok)
         if heads_dir is not None and source:
             save_head_heatmaps(maps, src_tok, tgt_tok, heads_dir, f"{n:05d}", layer,
-                               f"{source}\n{run.detok(tokens)}")
+                               f"{source}\n{vocabs.decode_tgt(tokens)}")
     if npz is not None:
         save_attention_npz(npz, all_maps, src_pieces, tgt_pieces)
-
-
-def export(run_dir: str | Path, sources: Sequence[str], npz: Path | None = None, heads_dir: Path | None = None,
-           beam_size: int | None = None, layer: int = -1, device: str = "auto") -> list[str]:
-    """Translate ``sources`` with a run dir and write their attention (see :func:`write_attention`); returns
-    the translations."""
-    from .run import load_run
-
-    run = load_run(run_dir, device)
-    hyps = run.translate(sources, beam_size)
-    write_attention(run, sources, hyps, npz, heads_dir, layer)
-    return [run.detok(h[0].tokens) if source and h else "" for source, h in zip(sources, hyps)]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    from .corpus import read_parallel
-
-    p = argparse.ArgumentParser(
-        prog="python -m seq2seq_attn.translation.attention_export",
-        description="Translate with a run dir and export every attention matrix (per layer and head).")
-    p.add_argument("run_dir")
-    p.add_argument("--src", required=True, type=Path, help="source sentences, one per line (plain or .gz)")
-    p.add_argument("--limit", type=int, default=None, help="first N sentences only")
-    p.add_argument("--beam", type=int, default=None, help="beam size (default: the config's)")
-    p.add_argument("--npz", type=Path, default=None, help="write all matrices to this .npz")
-    p.add_argument("--heads-dir", type=Path, default=None, help="per-head cross-attention heatmaps (PNG)")
-    p.add_argument("--layer", type=int, default=-1, help="decoder layer for the per-head heatmaps")
-    p.add_argument("--device", default="auto")
-    args = p.parse_args(argv)
-    if args.npz is None and args.heads_dir is None:
-        p.error("nothing to do: give --npz FILE and/or --heads-dir DIR")
-    sources, _ = read_parallel(args.src, args.src)
-    for line in export(args.run_dir, sources[: args.limit], args.npz, args.heads_dir, args.beam, args.layer,
-                       args.device):
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 
 @dataclass
-class Score:
+class CorpusScore:
+    """One corpus-level metric (BLEU, chrF or TER) of a test set: its ``value``, sacrebleu's rendering and the
+    signature that makes it reproducible."""
+
     name: str
     value: float
     text: str  # sacrebleu's own one-line rendering, e.g. "BLEU = 35.20 67.1/42.0/..."
@@ -15,7 +18,7 @@ class Score:
 
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str],
-                  metrics: Sequence[str] = ("bleu", "chrf", "ter")) -> list[Score]:
+                  metrics: Sequence[str] = ("bleu", "chrf", "ter")) -> list[CorpusScore]:
     """Score detokenized ``hypotheses`` against one reference each (cased, sacrebleu's default 13a tokenizer)."""
     from sacrebleu.metrics import BLEU, CHRF, TER
 
@@ -26,7 +29,7 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str],
     for name in metrics:
         metric = table[name]()
         result = metric.corpus_score(list(hypotheses), [list(references)])
-        scores.append(Score(name, float(result.score), str(result), str(metric.get_signature())))
+        scores.append(CorpusScore(name, float(result.score), str(result), str(metric.get_signature())))
     return scores
 
 

@@ -1,7 +1,8 @@
-"""Train, load, test and translate with a translation run directory (used by the CLI commands).
+"""The translation lifecycle: train, load a run (:class:`TranslationRun`), evaluate and translate.
 
-A run dir holds everything ``test`` and ``translate`` need: ``config.yaml``, the sentencepiece model(s) and
-the weights written by the Trainer.
+The commands ``train``, ``test`` and ``translate`` only parse their arguments and call these functions. A run
+dir holds everything ``evaluate`` and ``translate`` need: ``config.yaml``, the sentencepiece model(s) and the
+weights written by the Trainer.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from pathlib import Path
 from typing import TextIO
 
 import torch
-from torch import nn
 
-from ..config import load_config
 from ..paths import resolve_path
+from ..training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
+from .attention_export import write_attention
 from .config import TranslationConfig
 from .corpus import read_parallel
 from .heatmap import save_heatmap
-from .metrics import Score, corpus_scores
+from .metrics import CorpusScore, corpus_scores
 from .models import build_model
 from .subwords import PAD, Vocabs
 from .task import TranslationTask, translate_ids
@@ -29,10 +30,11 @@ from .task import TranslationTask, translate_ids
 
 def train(config_path: str | Path, overrides: dict | None = None, resume: bool = False, overwrite: bool = False,
           device: str | None = None) -> int:
-    """Train a translation model as the config says; returns the Trainer's exit code."""
+    """Train a translation model as the config says (subwords first, then the Trainer); returns the Trainer's
+    exit code (see :func:`~seq2seq_attn.training.run_training`)."""
     from ..training import prepare_run_dir, run_training
 
-    cfg = load_config(TranslationConfig, config_path, overrides)
+    cfg = load_task_config(TranslationConfig, config_path, overrides)
     run_dir = Path(cfg.training.run_dir)
     # Check the run dir before training subwords into it; the Trainer writes config.yaml itself.
     prepare_run_dir(run_dir, None, resume, overwrite, write=False)
@@ -44,44 +46,37 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
 
 
 @dataclass
-class LoadedRun:
+class TranslationRun(LoadedRun):
+    """A trained translation run: ``cfg`` (:class:`TranslationConfig`), ``model`` (eval mode on ``device``),
+    ``vocabs`` (the sentencepiece source/target models) and the ``weights`` file loaded."""
+
     cfg: TranslationConfig
     vocabs: Vocabs
-    model: nn.Module
-    device: torch.device
-    weights: Path
 
     def translate(self, sources: Sequence[str], beam_size: int | None = None, n_best: int = 1) -> list:
         """Hypotheses (lists, best first) for each source sentence; empty lines give empty hypotheses."""
         return translate_ids(self.model, self.vocabs.encode_src(sources), self.device, self.cfg, beam_size, n_best)
 
     def detok(self, ids: Sequence[int]) -> str:
+        """Target ids (no BOS/EOS) -> detokenized text."""
         return self.vocabs.decode_tgt(ids)
 
 
-def load_run(run_dir: str | Path, device: str = "auto", which: str = "best", alpha: float | None = None) -> LoadedRun:
+def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: str = "best",
+             alpha: float | None = None) -> TranslationRun:
     """A trained run ready to translate: ``which`` weights ("best", "latest" or a file), ``alpha`` overrides
-    the config's length penalty."""
-    from ..training import load_weights
-    from ..training.runtime import resolve_device
-
+    the config's length penalty. Raises ``FileNotFoundError`` when ``run_dir`` has no ``config.yaml``."""
     run_dir = Path(run_dir)
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run dir (no config.yaml)")
-    cfg = load_config(TranslationConfig, config_file)
+    cfg = load_task_config(TranslationConfig, run_config_path(run_dir))
     if alpha is not None:
         cfg.decoding = replace(cfg.decoding, alpha=alpha)  # re-runs the config check (alpha >= 0)
-    cfg.training.apply_cpu_threads()
     vocabs = Vocabs.load(run_dir, cfg.data.joint_vocab)
     model = build_model(cfg.model, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size(), PAD)
-    dev = resolve_device(device)
-    weights = load_weights(model, run_dir, which, device=dev)
-    model.to(dev).eval()
-    return LoadedRun(cfg, vocabs, model, dev, weights)
+    model, dev, weights = load_weights_for_inference(model, run_dir, which, device)
+    return TranslationRun(run_dir, cfg, model, dev, weights, vocabs)
 
 
-def write_heatmaps(run: LoadedRun, sources: Sequence[str], hyps: Sequence[list], out_dir: Path,
+def write_heatmaps(run: TranslationRun, sources: Sequence[str], hyps: Sequence[list], out_dir: Path,
                    start: int = 1) -> list[Path]:
     """One PNG per sentence (``out_dir/00001.png``, ... numbered from ``start``): source pieces + </s> on x,
     output pieces + </s> on y. Empty sources are skipped."""
@@ -98,10 +93,10 @@ def write_heatmaps(run: LoadedRun, sources: Sequence[str], hyps: Sequence[list],
     return paths
 
 
-def test(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int | None = None,
-         output: Path | None = None, save_attention: Path | None = None, device: str = "auto",
-         which: str = "best", out: TextIO | None = None, attention_npz: Path | None = None,
-         attention_heads: Path | None = None, alpha: float | None = None) -> list[Score]:
+def evaluate(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int | None = None,
+             output: Path | None = None, save_attention: Path | None = None, device: str = "auto",
+             which: str = "best", out: TextIO | None = None, attention_npz: Path | None = None,
+             attention_heads: Path | None = None, alpha: float | None = None) -> list[CorpusScore]:
     """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores to
     ``out`` (default: the current ``sys.stdout``). ``attention_npz`` / ``attention_heads``: dump every
     attention matrix / write per-head cross-attention heatmaps (see :mod:`.attention_export`)."""
@@ -122,9 +117,7 @@ def test(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int |
         paths = write_heatmaps(run, sources, hyps, save_attention)
         print(f"wrote {len(paths)} attention heatmaps to {save_attention}", file=out)
     if attention_npz is not None or attention_heads is not None:
-        from .attention_export import write_attention
-
-        write_attention(run, sources, hyps, attention_npz, attention_heads)
+        write_attention(run.model, run.vocabs, run.device, sources, hyps, attention_npz, attention_heads)
         for what in (attention_npz, attention_heads):
             if what is not None:
                 print(f"wrote attention to {what}", file=out)
@@ -147,7 +140,7 @@ def _chunks_of_lines(fd: int) -> Iterator[list[str]]:
             yield [line.decode("utf-8", errors="replace") for line in lines]
 
 
-def translate_stream(run: LoadedRun, fd: int, out: TextIO, beam_size: int | None = None, n_best: int = 1,
+def translate_stream(run: TranslationRun, fd: int, out: TextIO, beam_size: int | None = None, n_best: int = 1,
                      save_attention: Path | None = None, log: Callable[[str], None] | None = None) -> int:
     """stdin -> stdout: one output line per input line (n-best: ``i ||| text ||| score`` lines)."""
     count = 0
