@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from seq2seq_attn.classification.explain import Explanation, write_html, write_jsonl
-from seq2seq_attn.classification.predict import explanation
+from seq2seq_attn.classification.explain import Explanation, explanation, write_html, write_jsonl
 from seq2seq_attn.classification.text import EncodedDoc
 from seq2seq_attn.cli import main
 
@@ -104,7 +103,7 @@ def test_html_marks_every_token_and_han_sentences(tmp_path):
                                    {"type": "transformer", "pooling": "cls", "num_heads": 2, "ff_dim": 16}])
 def test_predictor_explains_han_and_transformer_runs(tmp_path, model):
     from seq2seq_attn.classification.config import ClassificationConfig
-    from seq2seq_attn.classification.predict import Predictor
+    from seq2seq_attn.classification.lifecycle import load_run
     from seq2seq_attn.classification.task import ClassificationData
     from seq2seq_attn.config import from_dict, save_config
     from seq2seq_attn.training import save_weights
@@ -121,7 +120,7 @@ def test_predictor_explains_han_and_transformer_runs(tmp_path, model):
 
     save_weights(build_model(cfg.model, len(built.vocab), 2).state_dict(), run / "best.safetensors")
     texts = ["The plot was dull. We saw it after dinner. It runs for two hours.", "Great."]
-    explanations = Predictor(run).explain(texts)
+    explanations = load_run(run, "cpu").explain(texts)
     assert [len(e.tokens) for e in explanations] == [17, 2]
     for ex in explanations:
         assert sum(ex.weights) == pytest.approx(1.0, abs=1e-5) and sum(ex.probabilities.values()) == pytest.approx(1)

@@ -179,6 +179,31 @@ def label_set(train: list[RawExample], cfg: DataConfig) -> list[str]:
     return sorted(names)
 
 
+LABELS_FILE = "labels.json"
+
+
+def save_labels(run_dir: Path, labels: list[str]) -> Path:
+    """Write the label order of a run to ``run_dir/labels.json`` (a JSON list); returns the file."""
+    path = Path(run_dir) / LABELS_FILE
+    path.write_text(json.dumps(labels), encoding="utf-8")
+    return path
+
+
+def load_labels(run_dir: str | Path) -> list[str]:
+    """The label order saved in ``run_dir/labels.json``. Raises ``FileNotFoundError`` ("FILE: no label set in
+    the run directory") when the file is missing and ``ValueError`` when it is not a JSON list of strings."""
+    path = Path(run_dir) / LABELS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no label set in the run directory")
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: line {e.lineno}: invalid JSON: {e.msg}") from e
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ValueError(f"{path}: expected a JSON list of label names")
+    return labels
+
+
 def check_labels(split: SplitData, labels: list[str], cfg: DataConfig) -> SplitData:
     """Drop (or report) rows whose label is not in ``labels``."""
     known = set(labels)

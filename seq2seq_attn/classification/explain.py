@@ -8,6 +8,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from .models import ClassifierOutput
+from .text import EncodedDoc
+
 
 @dataclass
 class Explanation:
@@ -35,6 +41,26 @@ class Explanation:
             rec["sentences"] = [{"start": s, "end": e, "weight": round(w, 6)}
                                 for (s, e), w in zip(self.sentence_spans, self.sentence_weights)]
         return rec
+
+
+def explanation(text: str, doc: EncodedDoc, out: ClassifierOutput, labels: list[str],
+                hierarchical: bool) -> Explanation:
+    """Pair one document's tokens with its attention weights (``out`` holds one document, unbatched: logits
+    (C,), token weights (T,) or, for HAN, (S, W) word weights and (S,) sentence weights)."""
+    probs = torch.softmax(out.logits, -1).tolist()
+    bounds = np.concatenate([[0], np.cumsum(doc.sentence_lengths)]).tolist()
+    spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    sentence_weights = word_weights = None
+    if hierarchical:
+        sw = out.sentence_weights.tolist()  # (S,)
+        ww = out.token_weights  # (S, W)
+        word_weights = [float(ww[s, i]) for s, (a, b) in enumerate(spans) for i in range(b - a)]
+        weights = [word_weights[i] * sw[s] for s, (a, b) in enumerate(spans) for i in range(a, b)]
+        sentence_weights = sw[: len(spans)]
+    else:
+        weights = out.token_weights[: len(doc.tokens)].tolist()
+    return Explanation(text, labels[int(out.logits.argmax())], dict(zip(labels, probs)), doc.tokens, weights,
+                       spans, sentence_weights, word_weights)
 
 
 def write_jsonl(explanations: list[Explanation], path: Path) -> None:

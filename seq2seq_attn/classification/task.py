@@ -3,7 +3,6 @@ with cross-entropy; validation reports accuracy, macro-F1 and loss."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from ..layers import length_batches
 from ..training.checkpoint import read_latest
 from ..training.task import StepOutput
 from .config import ClassificationConfig, DataConfig
-from .data import RawExample, check_labels, hold_out, label_set, read_split
+from .data import LABELS_FILE, RawExample, check_labels, hold_out, label_set, load_labels, read_split, save_labels
 from .metrics import confusion_matrix, report
 from .models import ClassifierOutput, build_model
 from .text import EncodedDoc, Vocab, build_vocab, clean, encode, load_vocab
@@ -117,9 +116,8 @@ class ClassificationData:
         train = [train[i] for i in np.random.default_rng(cfg.training.seed).permutation(len(train))]
         if data.max_train_docs is not None:
             train = train[: data.max_train_docs]
-        saved = Path(run_dir) / "labels.json" if run_dir is not None else None
-        if resume and saved is not None and saved.is_file():
-            self.labels = json.loads(saved.read_text(encoding="utf-8"))
+        if resume and run_dir is not None and (Path(run_dir) / LABELS_FILE).is_file():
+            self.labels = load_labels(run_dir)
         else:
             self.labels = label_set(train, data)
         valid: list[RawExample] = []
@@ -154,19 +152,16 @@ class ClassificationData:
     def save(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.vocab.save(run_dir)
-        (run_dir / "labels.json").write_text(json.dumps(self.labels), encoding="utf-8")
+        save_labels(run_dir, self.labels)
 
 
-def load_split(cfg: ClassificationConfig, run_dir: Path, spec: str) -> tuple[EncodedSplit, list[str], int]:
-    """Encode one labelled file with a trained run's vocabulary and labels; returns it, the labels and the
-    number of bad rows skipped."""
-    labels_path = Path(run_dir) / "labels.json"
-    if not labels_path.is_file():
-        raise FileNotFoundError(f"{labels_path}: no label set in the run directory")
-    labels = json.loads(labels_path.read_text(encoding="utf-8"))
+def load_split(cfg: ClassificationConfig, vocab: Vocab, labels: list[str], spec: str) -> tuple[EncodedSplit, int]:
+    """Encode one labelled file (``spec``, in the format of ``cfg.data``) with a trained run's vocabulary and
+    labels; returns it and the number of bad rows skipped (rows with an unknown label raise unless
+    ``data.skip_bad_rows``)."""
     split = check_labels(read_split(spec, cfg.data), labels, cfg.data)
-    encoded = encode_split(split.examples, labels, load_vocab(Path(run_dir)), cfg.data, cfg.model.type == "han")
-    return encoded, labels, split.num_bad
+    encoded = encode_split(split.examples, labels, vocab, cfg.data, cfg.model.type == "han")
+    return encoded, split.num_bad
 
 
 class ClassificationTask:

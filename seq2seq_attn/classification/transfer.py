@@ -9,7 +9,6 @@ different models, which is an error naming the tensor rather than a silently par
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from ..training.checkpoint import CheckpointError, read_weights, resolve_weights
+from .data import load_labels
 from .text import Vocab, WordVocab, load_vocab
 from .word_vectors import read_word_vectors
 
@@ -98,10 +98,10 @@ def init_from_run(model: nn.Module, run_dir: str | Path, vocab: Vocab, labels: l
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"model.init_from: {run_dir} is not a run directory")
-    labels_path = run_dir / "labels.json"
-    if not labels_path.is_file():
-        raise FileNotFoundError(f"model.init_from: {labels_path} not found (not a classify run?)")
-    source_labels = json.loads(labels_path.read_text(encoding="utf-8"))
+    try:
+        source_labels = load_labels(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise type(e)(f"model.init_from: {e} (not a classify run?)") from e
     source_tokens = load_vocab(run_dir).itos
     path = resolve_weights(run_dir, "best")
     source = read_weights(path)

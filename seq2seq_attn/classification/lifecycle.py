@@ -1,0 +1,152 @@
+"""The classification lifecycle: train, load a run (:class:`ClassifierRun`), evaluate and predict.
+
+``seq2seq-attn classify train|test|predict`` only parse their arguments and call :func:`train`,
+:func:`evaluate` and :func:`predict`. A run dir holds ``config.yaml``, ``vocab.json`` (and the sentencepiece
+model, if any), ``labels.json`` and the weights written by the Trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import torch
+
+from ..training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
+from .config import ClassificationConfig
+from .data import load_labels
+from .explain import Explanation, explanation, write_html, write_jsonl
+from .metrics import format_report, plot_confusion
+from .models import ClassifierOutput, build_model
+from .task import ClassificationData, ClassificationTask, evaluate_split, load_split, predict_docs
+from .text import EncodedDoc, Vocab, encode, load_vocab
+
+
+def train(config_path: str | Path, overrides: dict | None = None, resume: bool = False, overwrite: bool = False,
+          device: str | None = None) -> int:
+    """Train a classifier as the config says; with ``data.test`` set, score the best weights on it afterwards
+    (``test_report.txt``, ... in the run dir, see :func:`evaluate`). Returns the Trainer's exit code."""
+    from ..training import prepare_run_dir, run_training
+
+    cfg = load_task_config(ClassificationConfig, config_path, overrides)
+    # Check the run dir before anything is written; the trainer creates it and saves the config.
+    run_dir = prepare_run_dir(cfg.training.run_dir, cfg, resume=resume, overwrite=overwrite, write=False)
+    data = ClassificationData(cfg, run_dir, resume=resume)  # saves labels.json and the vocabulary
+    if data.num_bad:
+        print(f"skipped {data.num_bad} bad rows (data.skip_bad_rows)")
+    print(f"train {len(data.train)} documents, valid {len(data.valid) if data.valid else 0}, "
+          f"{len(data.labels)} labels, vocabulary {len(data.vocab)}")
+    task = ClassificationTask(cfg, data, resume=resume)
+    code = run_training(task, cfg.training, cfg, resume=resume, overwrite=overwrite, device=device)
+    if code == 0 and cfg.data.test is not None:
+        evaluate(load_run(run_dir, device or cfg.training.device), None, run_dir)
+    return code
+
+
+@dataclass
+class ClassifierRun(LoadedRun):
+    """A trained classification run: ``cfg`` (:class:`ClassificationConfig`), ``model`` (eval mode on
+    ``device``), its ``vocab`` and ``labels`` (the output order of the model) and the ``weights`` loaded."""
+
+    cfg: ClassificationConfig
+    vocab: Vocab
+    labels: list[str]
+
+    @property
+    def hierarchical(self) -> bool:
+        """True for HAN, whose documents are encoded as sentences of words."""
+        return self.cfg.model.type == "han"
+
+    def encode(self, texts: list[str]) -> list[EncodedDoc]:
+        """Documents as the model reads them (cleaned, tokenized, ids of the run's vocabulary)."""
+        return [encode(t, self.vocab, self.cfg.data, self.hierarchical) for t in texts]
+
+    def predict(self, docs: list[EncodedDoc]) -> list[ClassifierOutput]:
+        """One unbatched :class:`ClassifierOutput` per encoded document (logits (C,) and attention weights,
+        on the CPU), computed in batches of ``data.eval_batch_size``."""
+        return predict_docs(self.model, docs, self.hierarchical, self.cfg.data.eval_batch_size, self.device)
+
+    def explain(self, texts: list[str]) -> list[Explanation]:
+        """One :class:`Explanation` per document: label, probabilities and each token's attention weight."""
+        docs = self.encode(texts)
+        outs = self.predict(docs)
+        return [explanation(t, d, o, self.labels, self.hierarchical) for t, d, o in zip(texts, docs, outs)]
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: str = "best") -> ClassifierRun:
+    """The run in ``run_dir`` with its ``which`` weights ("best", "latest" or a file) on ``device``. Raises
+    ``FileNotFoundError`` when the config, vocabulary or label set is missing."""
+    run_dir = Path(run_dir)
+    cfg = load_task_config(ClassificationConfig, run_config_path(run_dir))
+    vocab = load_vocab(run_dir)
+    labels = load_labels(run_dir)
+    model = build_model(cfg.model, len(vocab), len(labels))
+    model, dev, weights = load_weights_for_inference(model, run_dir, which, device)
+    return ClassifierRun(run_dir, cfg, model, dev, weights, vocab, labels)
+
+
+def write_report(metrics: dict, cm: np.ndarray, labels: list[str], out: Path, prefix: str) -> str:
+    """``{prefix}_report.txt``, ``{prefix}_metrics.json`` and ``{prefix}_confusion.png`` in ``out``; returns
+    the report's text."""
+    out.mkdir(parents=True, exist_ok=True)
+    text = format_report(metrics, cm, labels)
+    (out / f"{prefix}_report.txt").write_text(text, encoding="utf-8")
+    (out / f"{prefix}_metrics.json").write_text(json.dumps({**metrics, "confusion": cm.tolist(), "labels": labels},
+                                                           indent=1), encoding="utf-8")
+    plot_confusion(cm, labels, out / f"{prefix}_confusion.png", title=f"{prefix}: confusion matrix")
+    return text
+
+
+def evaluate(run: ClassifierRun, spec: str | None, out: Path) -> dict:
+    """Score ``run`` on a labelled file (``spec``; default the config's ``data.test``), print the report and
+    write ``test_report.txt``, ``test_metrics.json`` and ``test_confusion.png`` into ``out``."""
+    spec = spec or run.cfg.data.test
+    if spec is None:
+        raise ValueError(f"{run.run_dir}: the run's config has no data.test; pass --data FILE")
+    split, num_bad = load_split(run.cfg, run.vocab, run.labels, spec)
+    metrics, cm = evaluate_split(run.model, split, run.labels, run.hierarchical, run.cfg.data.eval_batch_size,
+                                 run.device)
+    metrics["bad_rows_skipped"] = num_bad
+    metrics["data"] = spec
+    text = write_report(metrics, cm, run.labels, out, "test")
+    print(text, end="")
+    if num_bad:
+        print(f"skipped {num_bad} bad rows")
+    print(f"wrote {out / 'test_report.txt'}, {out / 'test_metrics.json'}, {out / 'test_confusion.png'}")
+    return metrics
+
+
+def read_documents(source: str, stdin: TextIO | None = None) -> list[str]:
+    """The non-empty lines of file ``source`` ("-": ``stdin``, default ``sys.stdin``), one document each.
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` when there is no document."""
+    if source == "-":
+        lines = (sys.stdin if stdin is None else stdin).read().splitlines()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: input file not found")
+        lines = path.read_text(encoding="utf-8").splitlines()
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        raise ValueError(f"{source}: no documents (one non-empty line per document)")
+    return texts
+
+
+def predict(run: ClassifierRun, texts: list[str], explain: Path | None = None) -> list[Explanation]:
+    """Label ``texts``: print ``label<TAB>probability<TAB>label=p ...`` per document; with ``explain`` also
+    write ``PREFIX.jsonl`` (every token's attention weight) and ``PREFIX.html`` (highlighted tokens)."""
+    explanations = run.explain(texts)
+    for ex in explanations:
+        probs = " ".join(f"{k}={v:.4f}" for k, v in ex.probabilities.items())
+        print(f"{ex.label}\t{ex.probabilities[ex.label]:.4f}\t{probs}")
+    if explain is not None:
+        prefix = explain.with_suffix("") if explain.suffix in (".html", ".jsonl") else explain
+        jsonl, page = Path(f"{prefix}.jsonl"), Path(f"{prefix}.html")
+        write_jsonl(explanations, jsonl)
+        write_html(explanations, page, title=f"attention explanations: {run.run_dir}")
+        print(f"wrote {jsonl} and {page}", file=sys.stderr)
+    return explanations
