@@ -172,16 +172,30 @@ def load_yaml(path: str | Path) -> dict:
     return data if data is not None else {}
 
 
-def load_config(cls: type[T], path: str | Path, overrides: dict | None = None) -> T:
-    """Load ``path`` into ``cls``; ``overrides`` (dotted keys) are applied before checking."""
-    data = load_yaml(path)
+def apply_overrides(data: dict, overrides: dict[str, Any] | None) -> dict:
+    """Set each dotted key of ``overrides`` (``{"training.lr": 3e-4}``, as ``--set`` gives them) in the nested
+    mapping ``data``, creating sections as needed; returns ``data``. The one implementation of ``--set``.
+
+    Raises ``ConfigError`` ("--set KEY: PART is not a section") when a key runs through a plain value.
+    """
     for dotted, value in (overrides or {}).items():
         node = data
-        parts = dotted.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return from_dict(cls, data, str(path))
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {dotted}: {part} is not a section")
+        node[last] = value
+    return data
+
+
+def load_config(cls: type[T], path: str | Path, overrides: dict | None = None) -> T:
+    """Load ``path`` into ``cls``; ``overrides`` (dotted keys, see :func:`apply_overrides`) are applied before
+    checking."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return from_dict(cls, apply_overrides(data, overrides), str(path))
 
 
 def to_dict(obj: Any) -> Any:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..training import add_training_args
+    from ..training.cli import add_set_arg, add_training_args
 
     p = sub.add_parser("vision", help="image classification with attention modules: train, compare, list")
     vsub = p.add_subparsers(dest="vision_command", metavar="ACTION")
@@ -18,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = vsub.add_parser("train", help="train a ResNet (with an attention module) from a YAML config")
     t.add_argument("config", type=Path, help="YAML config (see configs/vision_*.yaml)")
     add_training_args(t)
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=handle_train)
 
     c = vsub.add_parser("compare", help="compare attention modules: params, FLOPs, latency, memory, accuracy")
     c.add_argument("config", type=Path, nargs="?", help="YAML config with a compare: section (optional)")
@@ -30,44 +28,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--no-train", action="store_true", help="only parameters, FLOPs, latency and memory")
     c.add_argument("--out", help="compare.out_dir")
     c.add_argument("--device", default=None, help="training device (overrides training.device)")
-    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set training.max_epochs=1; repeatable")
-    c.set_defaults(func=run_compare)
+    add_set_arg(c)
+    c.set_defaults(func=handle_compare)
 
     ls = vsub.add_parser("list", help="list the registered attention modules")
-    ls.set_defaults(func=run_list)
+    ls.set_defaults(func=handle_list)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from vision.config import VisionConfig
-    from vision.task import VisionTask
+def handle_train(args: argparse.Namespace) -> int:
+    from vision.lifecycle import train
 
-    from ..config import load_config
-    from ..training import load_weights, overrides_from_args, train_from_args
-    from ..training.runtime import resolve_device
+    from ..training import overrides_from_args
 
-    cfg = load_config(VisionConfig, args.config, overrides_from_args(args))
-    cfg.training.apply_cpu_threads()  # before the data are decoded and augmented with torch
-    task = VisionTask(cfg)
-    code = train_from_args(task, cfg.training, cfg, args)
-    if code != 0 or int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone tests
-        return code
-    device = resolve_device(args.device or cfg.training.device)
-    model = task.build_model()
-    path = load_weights(model, cfg.training.run_dir, which="best", device=device)
-    metrics = task.evaluate_test(model.to(device), device)
-    (Path(cfg.training.run_dir) / "test_metrics.json").write_text(
-        json.dumps({"weights": str(path), **metrics}, indent=1), encoding="utf-8")
-    print(f"test ({len(task.test_set)} images, {path.name}): acc {metrics['acc']:.2f}%, loss {metrics['loss']:.4f}")
-    return 0
+    return train(args.config, overrides_from_args(args), resume=args.resume, overwrite=args.overwrite,
+                 device=args.device)
 
 
 def _compare_config(args: argparse.Namespace):
+    """The comparison config: the YAML file (if given) with ``--set`` and the shortcut flags applied."""
     from vision.config import VisionCompareConfig
 
-    from ..config import ConfigError, from_dict, load_config, parse_override
+    from ..config import apply_overrides, from_dict, load_config
+    from ..training import overrides_from_args
 
-    overrides = dict(parse_override(text) for text in args.overrides)
+    overrides = overrides_from_args(args)
     for key, value in (("data.path", args.data), ("model.arch", args.arch), ("compare.modules", args.modules),
                        ("compare.seeds", args.seeds), ("compare.input_size", args.input_size),
                        ("compare.out_dir", args.out)):
@@ -77,20 +61,10 @@ def _compare_config(args: argparse.Namespace):
         overrides["compare.train"] = False
     if args.config is not None:
         return load_config(VisionCompareConfig, args.config, overrides)
-    data: dict = {}
-    for dotted, value in overrides.items():
-        node = data
-        *parents, last = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {dotted}: {part} is not a section")
-        node[last] = value
-    data.setdefault("data", {})
-    return from_dict(VisionCompareConfig, data, "<command line>")
+    return from_dict(VisionCompareConfig, apply_overrides({"data": {}}, overrides), "<command line>")
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def handle_compare(args: argparse.Namespace) -> int:
     from vision.compare import run_compare as compare
 
     cfg = _compare_config(args)
@@ -99,7 +73,7 @@ def run_compare(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in results) and not cfg.compare.skip_failed else 0
 
 
-def run_list(args: argparse.Namespace) -> int:
+def handle_list(args: argparse.Namespace) -> int:
     from vision import list_attention
 
     for name in list_attention():

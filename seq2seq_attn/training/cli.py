@@ -29,7 +29,13 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue training.run_dir from its latest checkpoint")
     g.add_argument("--overwrite", action="store_true", help="clear the trainer's files in training.run_dir, start over")
     g.add_argument("--device", default=None, help="override training.device: auto, cpu, cuda, cuda:N or mps")
-    g.add_argument(
+    add_set_arg(g)
+
+
+def add_set_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Repeatable ``--set KEY=VALUE`` (read by :func:`overrides_from_args`, applied by
+    ``config.apply_overrides``)."""
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
