@@ -13,20 +13,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import statistics
 import sys
-import time
 
 import torch
 
 from seq2seq_attn.attention import MultiHeadAttention
+from seq2seq_attn.timing import alternating_medians
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def time_pair(batch: int, seq: int, dim: int, heads: int, device: torch.device, dtype: torch.dtype,
@@ -46,17 +40,8 @@ def time_pair(batch: int, seq: int, dim: int, heads: int, device: torch.device, 
         out, _ = ref(x, x, x, need_weights=False)
         out.backward(grad)
 
-    times: dict[str, list[float]] = {"ours": [], "torch": []}
-    for i in range(warmup + reps):
-        for name, fn in (("ours", step_ours), ("torch", step_ref)) if i % 2 == 0 else (
-                ("torch", step_ref), ("ours", step_ours)):
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return statistics.median(times["ours"]), statistics.median(times["torch"])
+    t = alternating_medians({"ours": step_ours, "torch": step_ref}, device, reps, warmup)
+    return t["ours"], t["torch"]
 
 
 def main(argv: list[str] | None = None) -> int:

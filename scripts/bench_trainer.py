@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seq2seq_attn.timing import sync
 from seq2seq_attn.training import StepOutput, Trainer, TrainingConfig
 from seq2seq_attn.training.runtime import move_to_device, resolve_device
 
@@ -98,14 +99,9 @@ class Clock:
         return Rate(steps / (time.perf_counter() - self.wall), steps / (time.process_time() - self.cpu), steady)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def hand_loop(task: BenchTask, device: torch.device, amp: torch.dtype | None, lr: float, out: Path) -> Rate:
     """The minimal loop a person would write: same model, batches, optimizer, one eval and one save."""
-    _sync(device)
+    sync(device)
     clock = Clock()
     torch.manual_seed(1)
     model = task.build_model().to(device)
@@ -126,7 +122,7 @@ def hand_loop(task: BenchTask, device: torch.device, amp: torch.dtype | None, lr
     with torch.no_grad(), torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
         task.evaluate(model, device)
     torch.save(model.state_dict(), out / "hand.pt")
-    _sync(device)
+    sync(device)
     assert np.isfinite(last)
     return clock.rate(task.steps, steady)
 
@@ -144,10 +140,10 @@ def trainer_run(task: BenchTask, device: torch.device, precision: str, lr: float
         log_every=WINDOW,
         keep_last=1,
     )
-    _sync(device)
+    sync(device)
     clock = Clock()
     summary = Trainer(task, cfg, overwrite=True).fit()
-    _sync(device)
+    sync(device)
     assert summary["steps"] == task.steps
     rate = clock.rate(task.steps)
     lines = (Path(cfg.run_dir) / "metrics.jsonl").read_text().splitlines()

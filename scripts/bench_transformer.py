@@ -24,25 +24,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seq2seq_attn.timing import alternating_medians, timed
 from seq2seq_attn.translation.models.transformer import TransformerSeq2Seq
 from seq2seq_attn.translation.transformer_config import TransformerConfig
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _machine(device: torch.device) -> str:
@@ -92,21 +86,6 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, batch, autocast: t
     opt.step()
 
 
-def _time_alternating(fns: dict[str, Callable[[], None]], device: torch.device, reps: int, warmup: int
-                      ) -> dict[str, float]:
-    names = list(fns)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for i in range(warmup + reps):
-        for name in names if i % 2 == 0 else names[::-1]:
-            _sync(device)
-            t0 = time.perf_counter()
-            fns[name]()
-            _sync(device)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return {n: statistics.median(t) for n, t in times.items()}
-
-
 def bench_step(args, device: torch.device, autocast: torch.dtype | None) -> list[str]:
     cfg = TransformerConfig(d_model=args.d_model, heads=args.heads, encoder_layers=args.layers,
                             decoder_layers=args.layers, ffn_dim=args.ffn, dropout=0.1, norm_first=args.norm_first,
@@ -124,7 +103,7 @@ def bench_step(args, device: torch.device, autocast: torch.dtype | None) -> list
     opt_ours = torch.optim.Adam(ours.parameters(), lr=1e-4)
     opt_ref = torch.optim.Adam(ref.parameters(), lr=1e-4)
     ours.train(), ref.train()
-    t = _time_alternating({"ours": lambda: _train_step(ours, opt_ours, batch, autocast),
+    t = alternating_medians({"ours": lambda: _train_step(ours, opt_ours, batch, autocast),
                            "torch": lambda: _train_step(ref, opt_ref, batch, autocast)},
                           device, args.reps, args.warmup)
     tokens = args.batch * (args.src_len + args.tgt_len)
@@ -155,12 +134,12 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 20
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    _sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    def matmuls() -> None:
+        for _ in range(reps):
+            a @ b
+
+    _, seconds = timed(matmuls, device)
+    return 2 * n ** 3 * reps / seconds
 
 
 def bench_mfu(args, device: torch.device, autocast: torch.dtype | None) -> list[str]:
@@ -172,7 +151,7 @@ def bench_mfu(args, device: torch.device, autocast: torch.dtype | None) -> list[
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     batch = _batch(args.mfu_batch, args.mfu_len, args.mfu_len, args.mfu_vocab, device)
     step = torch.compile(_train_step) if args.compile else _train_step
-    t = _time_alternating({"step": lambda: step(model, opt, batch, autocast)}, device, args.reps, args.warmup)
+    t = alternating_medians({"step": lambda: step(model, opt, batch, autocast)}, device, args.reps, args.warmup)
     flops = transformer_flops(args.mfu_batch, args.mfu_len, args.mfu_len, d, ffn, layers, layers, args.mfu_vocab)
     peak = matmul_peak(device, DTYPES[args.dtype], args.peak_n)
     achieved = flops / t["step"]
@@ -196,12 +175,9 @@ def bench_beam(args, device: torch.device) -> list[str]:
     results, seconds = {}, {}
     for use_cache in (True, False):
         run.model.use_cache = use_cache
-        _sync(device)
-        t0 = time.perf_counter()
         with torch.autocast(device.type, dtype=DTYPES[args.dtype], enabled=args.dtype != "fp32"):
-            hyps = translate_ids(run.model, src_ids, device, run.cfg, beam_size=args.beam)
-        _sync(device)
-        seconds[use_cache] = time.perf_counter() - t0
+            hyps, seconds[use_cache] = timed(
+                lambda: translate_ids(run.model, src_ids, device, run.cfg, beam_size=args.beam), device)
         results[use_cache] = [h[0].tokens for h in hyps]
     same = sum(a == b for a, b in zip(results[True], results[False]))
     n = len(sources)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -40,89 +41,112 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _mismatch(value: Any, tp: Any, key: str, where: str, expected: str | None = None) -> ConfigError:
+    """"FILE: KEY: expected TYPE, got VALUE_TYPE (VALUE)", the value shortened to 60 characters."""
+    shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
+    return ConfigError(f"{where}: {key}: expected {expected or _type_name(tp)}, got {type(value).__name__} ({shown})")
+
+
+_REJECT = object()  # a scalar checker's answer for a value of the wrong type
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    # YAML 1.1 reads "1e-3" (no dot) as a string; accept numeric strings of that form.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return _REJECT
+
+
+#: Scalar type -> checker returning the converted value or ``_REJECT`` (bools are not ints here).
+_SCALARS: dict[Any, Callable[[Any], Any]] = {
+    bool: lambda v: v if isinstance(v, bool) else _REJECT,
+    int: lambda v: v if isinstance(v, int) and not isinstance(v, bool) else _REJECT,
+    float: _to_float,
+    str: lambda v: v if isinstance(v, str) else _REJECT,
+    Path: lambda v: Path(v) if isinstance(v, (str, Path)) else _REJECT,
+}
+
+
+def _convert_union(value: Any, tp: Any, key: str, where: str) -> Any:
+    args = get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg, key, where)
+        except ConfigError:
+            pass
+    raise _mismatch(value, tp, key, where)
+
+
+def _convert_literal(value: Any, tp: Any, key: str, where: str) -> Any:
+    if value in get_args(tp):
+        return value
+    raise ConfigError(f"{where}: {key}: expected one of {_type_name(tp)}, got {value!r}")
+
+
+def _convert_sequence(value: Any, tp: Any, key: str, where: str) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise _mismatch(value, tp, key, where)
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise _mismatch(value, tp, key, where, f"{len(args)} items")
+        items = [_convert(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(value, args))]
+    else:
+        item_tp = args[0] if args else Any
+        items = [_convert(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    return items if origin is list else tuple(items)
+
+
+def _convert_dict(value: Any, tp: Any, key: str, where: str) -> Any:
+    if not isinstance(value, dict):
+        raise _mismatch(value, tp, key, where)
+    k_tp, v_tp = get_args(tp) or (Any, Any)
+    return {_convert(k, k_tp, f"{key}.{k}", where): _convert(v, v_tp, f"{key}.{k}", where) for k, v in value.items()}
+
+
+#: Generic origin (``list`` of ``list[int]``, ``Union`` of ``int | None``, ...) -> converter.
+_GENERICS: dict[Any, Callable[[Any, Any, str, str], Any]] = {
+    Union: _convert_union,
+    types.UnionType: _convert_union,
+    typing.Literal: _convert_literal,
+    list: _convert_sequence,
+    tuple: _convert_sequence,
+    dict: _convert_dict,
+}
+
+
 def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
-    """Check ``value`` against type ``tp`` and convert (ints to floats, lists to tuples, dicts to dataclasses)."""
+    """Check ``value`` against type ``tp`` and convert (ints to floats, lists to tuples, dicts to dataclasses).
 
-    def fail(expected: str | None = None) -> ConfigError:
-        exp = expected or _type_name(tp)
-        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
-        return ConfigError(f"{where}: {key}: expected {exp}, got {type(value).__name__} ({shown})")
-
+    Raises ``ConfigError`` naming ``where`` (the file) and ``key`` (dotted, with list indices)."""
     if tp is Any:
         return value
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, key, where)
-            except ConfigError as e:
-                errors.append(e)
-        raise fail()
-    if origin is typing.Literal:
-        if value in get_args(tp):
-            return value
-        raise ConfigError(f"{where}: {key}: expected one of {_type_name(tp)}, got {value!r}")
+    converter = _GENERICS.get(get_origin(tp))
+    if converter is not None:
+        return converter(value, tp, key, where)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise fail(f"a mapping ({tp.__name__})")
+            raise _mismatch(value, tp, key, where, f"a mapping ({tp.__name__})")
         return _build(tp, value, key, where)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise fail()
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise fail(f"{len(args)} items")
-            items = [_convert(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(value, args))]
-        else:
-            item_tp = args[0] if args else Any
-            items = [_convert(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value)]
-        return items if origin is list else tuple(items)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise fail()
-        k_tp, v_tp = get_args(tp) or (Any, Any)
-        return {
-            _convert(k, k_tp, f"{key}.{k}", where): _convert(v, v_tp, f"{key}.{k}", where)
-            for k, v in value.items()
-        }
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise fail()
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise fail()
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        # YAML 1.1 reads "1e-3" (no dot) as a string; accept numeric strings of that form.
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise fail()
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise fail()
-    if tp is Path:
-        if isinstance(value, (str, Path)):
-            return Path(value)
-        raise fail()
-    if isinstance(tp, type) and isinstance(value, tp):
+    checker = _SCALARS.get(tp)
+    if checker is not None:
+        converted = checker(value)
+        if converted is not _REJECT:
+            return converted
+    elif isinstance(tp, type) and isinstance(value, tp):
         return value
-    raise fail()
+    raise _mismatch(value, tp, key, where)
 
 
 def _build(cls: type[T], data: dict, prefix: str, where: str) -> T:

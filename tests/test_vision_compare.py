@@ -10,18 +10,11 @@ import torch
 from torch import nn
 
 from seq2seq_attn.cli import main
+from seq2seq_attn.timing import cpu_peak_allocated
 from vision import list_attention
-from vision.compare import (
-    _spatial,
-    attention_heatmaps,
-    count_flops,
-    cpu_peak_allocated,
-    expand_modules,
-    module_model_config,
-    run_compare,
-    run_config,
-    train_and_test,
-)
+from vision.attention_maps import _spatial, attention_heatmaps
+from vision.benchmark import count_flops
+from vision.compare import compare_modules, expand_modules, module_model_config, seed_config, train_and_test
 from vision.config import CompareConfig, VisionCompareConfig, VisionDataConfig, VisionModelConfig
 from vision.models import ResNet
 from vision.task import prepare_data
@@ -107,7 +100,7 @@ def _tiny_npz(tmp_path):
 
 
 @pytest.mark.skipif("se" not in list_attention(), reason="se not registered yet")
-def test_run_compare_writes_table_csv_figures_and_reuses_finished_runs(tmp_path):
+def test_compare_modules_writes_table_csv_figures_and_reuses_finished_runs(tmp_path):
     cfg = VisionCompareConfig(
         data=VisionDataConfig(path=str(_tiny_npz(tmp_path)), batch_size=16, augment=False),
         model=VisionModelConfig(arch="small", widths=[8, 16]),
@@ -117,7 +110,7 @@ def test_run_compare_writes_table_csv_figures_and_reuses_finished_runs(tmp_path)
     )
     cfg.training.max_epochs, cfg.training.lr, cfg.training.progress = 1, 0.01, False
     logs: list[str] = []
-    results = run_compare(cfg, log=logs.append)
+    results = compare_modules(cfg, log=logs.append)
     assert [r.module for r in results] == ["none", "se"]
     for r in results:
         assert r.error is None, r.error
@@ -133,7 +126,7 @@ def test_run_compare_writes_table_csv_figures_and_reuses_finished_runs(tmp_path)
     assert (out / "comparison.png").stat().st_size > 0 and (out / "attention_maps.png").stat().st_size > 0
     assert (out / "runs" / "se-seed2" / "result.json").is_file()
     # A rerun reuses a finished run (same config): the same test numbers and weights, without training.
-    test, model, _ = train_and_test(run_config(cfg, "se", 2), prepare_data(cfg.data))
+    test, model, _ = train_and_test(seed_config(cfg, "se", 2), prepare_data(cfg.data))
     assert test["acc"] == results[1].accs[1] and "train_seconds" in test
     assert model.attention_modules()
 

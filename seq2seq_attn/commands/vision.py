@@ -65,10 +65,10 @@ def _compare_config(args: argparse.Namespace):
 
 
 def handle_compare(args: argparse.Namespace) -> int:
-    from vision.compare import run_compare as compare
+    from vision.compare import compare_modules
 
     cfg = _compare_config(args)
-    results = compare(cfg, device=args.device)
+    results = compare_modules(cfg, device=args.device)
     print((Path(cfg.compare.out_dir) / "results.md").read_text(encoding="utf-8"))
     return 1 if any(r.error for r in results) and not cfg.compare.skip_failed else 0
 
