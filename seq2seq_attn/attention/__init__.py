@@ -1,9 +1,22 @@
 """The attention core: score -> normalize -> aggregate, used by every model in the project."""
 
 from .capture import RecordsAttention, capture_attention
-from .core import Attention, merge_masks
+from .core import Attention, combine_masks, merge_masks, split_mask
 from .multihead import MultiHeadAttention
-from .normalize import HardMax, Normalizer, Sigmoid, Softmax, build_normalizer, masked_softmax
+from .normalize import (
+    NORMALIZERS,
+    CountNormalize,
+    HardMax,
+    HardSigmoid,
+    Normalizer,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    build_normalizer,
+    check_normalizer_name,
+    masked_softmax,
+    register_normalizer,
+)
 from .scores import (
     SCORE_NAMES,
     AdditiveScore,
@@ -17,8 +30,9 @@ from .scores import (
 )
 
 __all__ = [
-    "SCORE_NAMES", "AdditiveScore", "Attention", "ConcatScore", "DotScore", "GeneralScore", "HardMax",
-    "LocationScore", "MultiHeadAttention", "Normalizer", "RecordsAttention", "ScaledDotScore", "Score", "Sigmoid",
-    "Softmax",
-    "build_normalizer", "build_score", "capture_attention", "masked_softmax", "merge_masks",
+    "NORMALIZERS", "SCORE_NAMES", "AdditiveScore", "Attention", "ConcatScore", "CountNormalize", "DotScore",
+    "GeneralScore", "HardMax", "HardSigmoid", "LocationScore", "MultiHeadAttention", "Normalizer",
+    "RecordsAttention", "ScaledDotScore", "Score", "Sigmoid", "Softmax", "Tanh",
+    "build_normalizer", "build_score", "capture_attention", "check_normalizer_name", "combine_masks",
+    "masked_softmax", "merge_masks", "register_normalizer", "split_mask",
 ]

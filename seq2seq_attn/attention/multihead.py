@@ -7,8 +7,10 @@ same mask conventions, but ``batch_first=True`` and ``need_weights=False`` by de
 - weights path (``need_weights=True`` or inside ``capture_attention``): the generic core ``Attention`` with a
   scaled dot score and masked softmax, which returns the per-head weights.
 
-Both agree to 1e-5 in float32. Rows whose keys are all masked give zeros in both paths (PyTorch's module
-gives NaN there).
+Both agree to 1e-5 in float32. Masks follow the core's one rule (:mod:`seq2seq_attn.attention.core`):
+boolean (True = not allowed) or float (added, -inf = not allowed), merged by ``merge_masks``. A query with no
+allowed key gets zero weights and a zero context in both paths, with finite gradients (PyTorch's module gives
+NaN there).
 """
 
 from __future__ import annotations
@@ -18,18 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .capture import RecordsAttention
-from .core import Attention
+from .core import Attention, merge_masks, split_mask
 from .normalize import Softmax
 from .scores import ScaledDotScore
-
-
-def _split_mask(mask: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """A torch-style mask is either boolean (True = masked) or float (added to scores)."""
-    if mask is None:
-        return None, None
-    if mask.dtype == torch.bool:
-        return mask, None
-    return None, mask
 
 
 class MultiHeadAttention(RecordsAttention):
@@ -142,42 +135,34 @@ class MultiHeadAttention(RecordsAttention):
             attn_mask = torch.ones(tq, tk, dtype=torch.bool, device=q.device).triu(tk - tq + 1)
         if attn_mask is not None and attn_mask.dim() == 3:
             attn_mask = attn_mask.view(bsz, self.num_heads, tq, tk)
-        kpm_bool, kpm_float = _split_mask(key_padding_mask)
-        am_bool, am_float = _split_mask(attn_mask)
-        bool_mask = None
-        if kpm_bool is not None:
-            bool_mask = kpm_bool.view(bsz, 1, 1, tk)
-        if am_bool is not None:
-            bool_mask = am_bool if bool_mask is None else bool_mask | am_bool
-        bias = None
-        if kpm_float is not None:
-            bias = kpm_float.view(bsz, 1, 1, tk)
-        if am_float is not None:
-            bias = am_float if bias is None else bias + am_float
-
+        mask = merge_masks(key_padding_mask, attn_mask, heads=True)  # bool or float, to (B, H, Tq, Tk)
         if need_weights or self.capturing:
-            ctx, weights = self.attention(q, k, v, mask=bool_mask, projected_keys=k, bias=bias)
+            ctx, weights = self.attention(q, k, v, mask=mask, projected_keys=k)
             self.record(weights)  # (B, H, Tq, Tk)
         else:
             weights = None
-            sdpa_mask = None
-            if bias is not None:
-                sdpa_mask = bias if bool_mask is None else bias.masked_fill(bool_mask, float("-inf"))
-            elif bool_mask is not None:
-                sdpa_mask = ~bool_mask  # SDPA's boolean masks mean "may attend"
-            ctx = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=sdpa_mask, dropout_p=self.dropout_p if self.training else 0.0,
-                is_causal=False,
-            )
-            if bool_mask is not None:
-                # Keep the core's convention: a query whose keys are all masked gets a zero context.
-                empty = bool_mask.all(dim=-1, keepdim=True)
-                ctx = ctx.masked_fill(empty, 0.0)
+            ctx = self._fused(q, k, v, mask)
         ctx = ctx.transpose(1, 2).reshape(bsz, tq, self.embed_dim)  # (B, Tq, E)
         out = self.out_proj(ctx)
         if weights is not None and average_attn_weights:
             weights = weights.mean(dim=1)  # (B, Tq, Tk)
         return out, weights
+
+    def _fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``F.scaled_dot_product_attention`` under the core's mask rule: (B, H, Tq, d) contexts, zero for a
+        query with no allowed key (SDPA alone gives NaN there, or NaN gradients)."""
+        not_allowed, bias = split_mask(mask)
+        empty = None
+        if not_allowed is not None:
+            empty = not_allowed.all(dim=-1, keepdim=True)  # (B|1, H|1, Tq, 1)
+            not_allowed = not_allowed & ~empty  # such a row attends everywhere (finite), and is zeroed below
+        if bias is not None:
+            sdpa_mask = bias if not_allowed is None else bias.masked_fill(not_allowed, float("-inf"))
+        else:
+            sdpa_mask = None if not_allowed is None else ~not_allowed  # SDPA's boolean masks mean "may attend"
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask,
+                                             dropout_p=self.dropout_p if self.training else 0.0)
+        return ctx if empty is None else ctx.masked_fill(empty, 0.0)
 
     def forward(
         self,

@@ -1,13 +1,21 @@
-"""Normalizers: turn scores into attention weights.
+"""Normalizers: turn scores into attention weights, one table of them by name.
 
 Masks follow ``torch.nn.MultiheadAttention``: a boolean ``mask`` broadcastable to the scores where ``True``
-means "not allowed to attend". Masked keys get exactly zero weight, and a row whose keys are all masked gets
-all zeros (never NaN, in the forward or the backward pass).
+means "not allowed to attend" (the core ``Attention`` turns float additive masks into this form first, see
+:func:`seq2seq_attn.attention.core.split_mask`). Masked keys get exactly zero weight, and a row whose keys are
+all masked gets all zeros (never NaN, in the forward or the backward pass).
+
+Every normalizer is registered by name in :data:`NORMALIZERS` with :func:`register_normalizer`, and built by
+:func:`build_normalizer` (model configs name them as ``normalize: <name>``): new normalizers (stochastic ones,
+for example) are added by registering a class, without touching the models.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -35,11 +43,16 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, tempe
 
 
 class Normalizer(nn.Module):
-    """Base class: maps ``(scores, mask)`` to weights, with a temperature ``T > 0`` dividing the scores."""
+    """Base class: maps ``scores (..., Tq, Tk)`` and a boolean ``mask`` (True = not allowed, broadcastable to
+    the scores) to weights of the same shape, with a temperature ``T > 0`` dividing the scores.
+
+    Raises:
+        ValueError: ``temperature <= 0``.
+    """
 
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
-        if temperature <= 0:
+        if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
 
@@ -47,6 +60,48 @@ class Normalizer(nn.Module):
         raise NotImplementedError
 
 
+#: name -> normalizer class; extended with :func:`register_normalizer`.
+NORMALIZERS: dict[str, type[Normalizer]] = {}
+
+
+def register_normalizer(name: str) -> Callable[[type[Normalizer]], type[Normalizer]]:
+    """Class decorator adding a :class:`Normalizer` to :data:`NORMALIZERS` under ``name``.
+
+    Raises:
+        ValueError: ``name`` is taken already.
+    """
+
+    def add(cls: type[Normalizer]) -> type[Normalizer]:
+        if name in NORMALIZERS:
+            raise ValueError(f"normalizer {name!r} is registered already ({NORMALIZERS[name].__name__})")
+        NORMALIZERS[name] = cls
+        return cls
+
+    return add
+
+
+def check_normalizer_name(name: str, key: str = "normalize") -> str:
+    """Return ``name`` if it names a registered normalizer; else a ``ValueError`` naming ``key`` and the
+    accepted names (for config checks)."""
+    if name not in NORMALIZERS:
+        raise ValueError(f"{key}: unknown normalizer {name!r} (accepted: {', '.join(NORMALIZERS)})")
+    return name
+
+
+def build_normalizer(name: str, temperature: float = 1.0) -> Normalizer:
+    """Build a registered normalizer by name (softmax, sigmoid, hard, hard_sigmoid, tanh, count, ...).
+
+    Raises:
+        ValueError: unknown name (the message lists the accepted ones) or ``temperature <= 0``.
+    """
+    return NORMALIZERS[check_normalizer_name(name)](temperature)
+
+
+def _zero_masked(weights: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return weights if mask is None else weights.masked_fill(mask, 0.0)
+
+
+@register_normalizer("softmax")
 class Softmax(Normalizer):
     """Masked softmax with optional temperature (``weights = softmax(scores / T)``)."""
 
@@ -54,16 +109,15 @@ class Softmax(Normalizer):
         return masked_softmax(scores, mask, self.temperature)
 
 
+@register_normalizer("sigmoid")
 class Sigmoid(Normalizer):
     """Independent gates ``sigmoid(scores / T)`` (weights need not sum to one); masked positions give 0."""
 
     def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        weights = torch.sigmoid(scores / self.temperature)
-        if mask is not None:
-            weights = weights.masked_fill(mask, 0.0)
-        return weights
+        return _zero_masked(torch.sigmoid(scores / self.temperature), mask)
 
 
+@register_normalizer("hard")
 class HardMax(Normalizer):
     """Hard attention: one-hot on the best unmasked key, with straight-through softmax gradients.
 
@@ -80,9 +134,34 @@ class HardMax(Normalizer):
         return hard + (soft - soft.detach())  # exactly one-hot forward, softmax gradient backward
 
 
-def build_normalizer(name: str, temperature: float = 1.0) -> nn.Module:
-    """Build a normalizer by name: softmax, sigmoid or hard."""
-    table = {"softmax": Softmax, "sigmoid": Sigmoid, "hard": HardMax}
-    if name not in table:
-        raise ValueError(f"unknown normalizer {name!r}: expected one of {', '.join(table)}")
-    return table[name](temperature)
+@register_normalizer("hard_sigmoid")
+class HardSigmoid(Normalizer):
+    """Piecewise-linear gates ``hardsigmoid(scores / T) = clamp(scores / (6 T) + 1/2, 0, 1)`` (Howard et al.,
+    2019, MobileNetV3); masked positions give 0."""
+
+    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return _zero_masked(F.hardsigmoid(scores / self.temperature), mask)
+
+
+@register_normalizer("tanh")
+class Tanh(Normalizer):
+    """Signed gates ``tanh(scores / T)`` in (-1, 1) (the ``1 + tanh`` gates of some vision modules are
+    written by the modules); masked positions give 0."""
+
+    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return _zero_masked(torch.tanh(scores / self.temperature), mask)
+
+
+@register_normalizer("count")
+class CountNormalize(Normalizer):
+    """``weights = scores / (T N)`` with N the number of allowed keys of the row: Non-local's normalization
+    ``C(x) = N`` for the dot-product and concatenation pairwise functions (Wang et al., 2018, "Non-local Neural
+    Networks"). Rows need not sum to one; masked keys and rows with no allowed key give 0."""
+
+    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.temperature != 1.0:
+            scores = scores / self.temperature
+        if mask is None:
+            return scores / scores.size(-1)
+        count = (~mask).sum(dim=-1, keepdim=True).clamp(min=1)
+        return scores.masked_fill(mask, 0.0) / count
