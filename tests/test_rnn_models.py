@@ -80,7 +80,7 @@ def test_local_p_window_and_gaussian() -> None:
     mask = torch.zeros(2, 1, 10, dtype=torch.bool)
     mask[1, :, 6:] = True
     lens = torch.tensor([10, 6])
-    context, weights = local(query, keys, mask, local.score.project_keys(keys), step=0, src_lens=lens)
+    context, weights = local(query, keys, keys, mask, local.project_keys(keys), step=0)  # lengths from the mask
     p = local.positions(query, 0, lens)  # (B, K) = S * sigmoid(v^T tanh(W h))
     assert torch.all((p >= 0) & (p <= lens.unsqueeze(1)))
     pos = torch.arange(10).float()
@@ -88,7 +88,7 @@ def test_local_p_window_and_gaussian() -> None:
     inside = (dist.abs() <= 2) & ~mask
     assert torch.all(weights[~inside] == 0)  # outside the window or padding: exactly zero
     # Inside: softmax over the window times exp(-(s - p)^2 / (2 (D/2)^2)).
-    scores = query @ local.score.project_keys(keys).transpose(1, 2)
+    scores = query @ local.project_keys(keys).transpose(1, 2)
     soft = torch.softmax(scores.masked_fill(~inside, float("-inf")), -1)
     expected = soft * torch.exp(-(dist**2) / (2 * 1.0**2))
     torch.testing.assert_close(weights, expected)
@@ -101,7 +101,7 @@ def test_local_m_follows_the_target_position() -> None:
     query, keys = torch.randn(1, 2, 8), torch.randn(1, 6, 8)
     mask = torch.zeros(1, 1, 6, dtype=torch.bool)
     for step, allowed in [(0, {0, 1}), (3, {2, 3, 4}), (9, {4, 5})]:  # clamped to the last position
-        _, w = local(query, keys, mask, local.score.project_keys(keys), step, torch.tensor([6]))
+        _, w = local(query, keys, keys, mask, local.project_keys(keys), step=step)
         assert {i for i in range(6) if w[0, 0, i] > 0} == allowed
         torch.testing.assert_close(w.sum(-1), torch.ones(1, 2))
 

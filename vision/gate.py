@@ -3,8 +3,8 @@ Coordinate Attention, ...), expressed in the core's terms:
 
 - score: a module-specific map from the input to gate logits, broadcastable to the input,
   e.g. (B, C, 1, 1) for channel gates, (B, 1, H, W) for spatial gates;
-- normalize: ``gate_layer``, a core normalizer (``sigmoid`` = ``seq2seq_attn.attention.Sigmoid``) or another
-  squashing function;
+- normalize: ``gate_layer``, a core normalizer by name (``sigmoid``, ``hard_sigmoid``, ``tanh`` from
+  ``seq2seq_attn.attention.build_normalizer``) or a module;
 - aggregate: reweight the input, ``x * weights``.
 
 The weights are recorded through the core's capture mechanism (``capture_attention``).
@@ -13,34 +13,26 @@ The weights are recorded through the core's capture mechanism (``capture_attenti
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from seq2seq_attn.attention import RecordsAttention, Sigmoid
+from seq2seq_attn.attention import RecordsAttention, build_normalizer
 
-
-class HardSigmoid(nn.Module):
-    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return F.hardsigmoid(scores)
-
-
-class Tanh(nn.Module):
-    """``1 + tanh``-style gates are written by the modules; this is the plain squashing function."""
-
-    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.tanh(scores)
-
-
-_GATES: dict[str, type[nn.Module]] = {"sigmoid": Sigmoid, "hard_sigmoid": HardSigmoid, "tanh": Tanh}
+#: the core normalizers that make sense as gates (elementwise squashing functions)
+GATE_LAYERS = ("sigmoid", "hard_sigmoid", "tanh")
 
 
 def create_gate(gate_layer: str | nn.Module = "sigmoid") -> nn.Module:
-    """A normalizer mapping gate logits to weights, by name (sigmoid, hard_sigmoid, tanh) or as a module."""
+    """A normalizer mapping gate logits to weights: a core normalizer by name (sigmoid, hard_sigmoid, tanh;
+    ``seq2seq_attn.attention.build_normalizer``) or a module.
+
+    Raises:
+        ValueError: a name that is not one of the gate normalizers, naming ``gate_layer``.
+    """
     if isinstance(gate_layer, nn.Module):
         return gate_layer
-    if gate_layer not in _GATES:
-        raise ValueError(f"unknown gate_layer {gate_layer!r}: expected one of {', '.join(_GATES)}")
-    return _GATES[gate_layer]()
+    if gate_layer not in GATE_LAYERS:
+        raise ValueError(f"unknown gate_layer {gate_layer!r}: expected one of {', '.join(GATE_LAYERS)}")
+    return build_normalizer(gate_layer)
 
 
 def create_act(act_layer: str | type[nn.Module] = "relu") -> nn.Module:

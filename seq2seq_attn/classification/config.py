@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..attention.normalize import check_normalizer_name
 from ..training.config import TrainingConfig
 
 FORMATS = ("csv", "tsv", "jsonl", "label_first", "trec", "hf")
@@ -75,6 +76,10 @@ class ModelConfig:
     score: Literal["scaled_dot", "additive"] = "additive"  # how the learned query scores each state
     attention_dim: int | None = None  # hidden size of the additive score (default: state size)
     num_queries: int = 1  # attention classifier: learned queries, pooled vectors concatenated (Lin et al., 2017)
+    # attention and han: normalizer of the attention pooling, by name (softmax, sigmoid, hard, ...:
+    # seq2seq_attn.attention.NORMALIZERS), and the temperature dividing the scores
+    normalize: str = "softmax"
+    temperature: float = 1.0
     dropout: float = 0.3
     embed_dropout: float = 0.1
     # transformer
@@ -95,6 +100,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.type == "transformer" and self.embed_dim % self.num_heads != 0:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        check_normalizer_name(self.normalize)
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.type == "transformer" and (self.normalize, self.temperature) != ("softmax", 1.0):
+            raise ValueError("normalize, temperature: only for type attention and han (the transformer's "
+                             "attention is softmax)")
         for name in ("embed_dim", "hidden_size", "num_layers", "num_heads", "ff_dim", "num_queries"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

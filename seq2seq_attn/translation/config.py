@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..attention.normalize import check_normalizer_name
 from ..training.config import TrainingConfig
 from .transformer_config import TransformerConfig
 
@@ -108,8 +109,14 @@ class RNNConfig:
     input_feeding: bool = True  # Luong: feed the attentional vector into the next step
     bridge: bool = True  # initial decoder state = tanh(W * final encoder state); zeros otherwise
     max_src_len: int = 256  # location score only: number of source positions it scores
+    # normalizer of the attention core, by name (softmax, sigmoid, hard, ...: seq2seq_attn.attention.NORMALIZERS)
+    normalize: str = "softmax"
+    temperature: float = 1.0  # divides the scores before normalizing
 
     def __post_init__(self) -> None:
+        check_normalizer_name(self.normalize)
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.decoder == "bahdanau" and self.attention != "global":
             raise ValueError("local attention (local-m, local-p) needs decoder: luong")
         if self.window < 1:

@@ -3,7 +3,7 @@
 All of them run the core's three steps on the positions of a feature map:
 
 1. score:     ``seq2seq_attn.attention.Score`` (dot products, or a paper-specific score written as a subclass);
-2. normalize: a normalizer (softmax, or :class:`CountNormalize` for Non-local's ``1/N``);
+2. normalize: a core normalizer (softmax, or ``count`` for Non-local's ``1/N``);
 3. aggregate: ``weights @ values`` in the core's :class:`~seq2seq_attn.attention.Attention`,
 
 on sequences made by :func:`flatten_positions`: (B, C, H, W) -> (B, H*W, C). The core ``Attention`` records
@@ -73,17 +73,6 @@ class ProvidedScore(Score):
         if query.size(-1) != projected_keys.size(-2):
             raise ValueError(f"ProvidedScore: {query.size(-1)} scores per row but {projected_keys.size(-2)} keys")
         return query  # (..., Tq, Tk)
-
-
-class CountNormalize(nn.Module):
-    """``weights = scores / N`` with N the number of (unmasked) keys: Non-local's normalization
-    ``C(x) = N`` for the dot-product and concatenation pairwise functions. Rows need not sum to one."""
-
-    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None:
-            return scores / scores.size(-1)
-        count = (~mask).sum(dim=-1, keepdim=True).clamp(min=1)
-        return scores.masked_fill(mask, 0.0) / count
 
 
 class SpatialSelfAttention(nn.Module):

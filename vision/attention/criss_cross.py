@@ -9,7 +9,11 @@ Each position (i, j) attends only to the H + W - 1 positions of its column j and
    and of row i (W scores), laid out as (B, H, W, H + W);
 2. normalize: one joint softmax over those H + W scores, the centre (i, j), which appears in both the column
    and the row, masked in the column part so that it counts once;
-3. aggregate (:class:`CrissCrossAttention`): the weighted sum of the values along the column and the row.
+3. aggregate (:meth:`CrissCrossAttention.aggregate`): the weighted sum of the values along the column and
+   the row.
+
+:class:`CrissCrossAttention` is the core ``Attention`` with two steps overridden (the centre mask added before
+normalizing, the criss-cross aggregation); the forward pass is the core's.
 
 This costs O(HW (H + W)) instead of Non-local's O((HW)^2); it equals the core ``Attention`` over all H*W
 positions with every position outside the criss-cross masked (tested). Applying the same module R times
@@ -23,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seq2seq_attn.attention import Attention, Score, Softmax
+from seq2seq_attn.attention import Attention, Score, Softmax, combine_masks
 
 from ..registry import register_attention
 from ._selfattn import conv1x1, reduced_channels
@@ -60,24 +64,22 @@ class CrissCrossAttention(Attention):
     def __init__(self, dropout: float = 0.0) -> None:
         super().__init__(CrissCrossScore(), Softmax(), dropout)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, projected_keys: torch.Tensor | None = None,
-                bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = query.shape[1:3]
-        if projected_keys is None:
-            projected_keys = self.score.project_keys(keys)
-        scores = self.score.score(query, projected_keys)  # (B, H, W, H + W)
-        if bias is not None:
-            scores = scores + bias
-        centre = centre_mask(height, width, scores.device)
-        weights = self.normalize(scores, centre if mask is None else mask | centre)  # (B, H, W, H + W)
-        self.record(weights)
-        values = keys if values is None else values
+    def attention_weights(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None,
+                          projected_keys: torch.Tensor | None = None,
+                          bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The core's score and normalize, with the centre's column copy masked: (B, H, W, H + W)."""
+        centre = centre_mask(query.size(1), query.size(2), query.device)  # (H, 1, H + W)
+        return super().attention_weights(query, keys, combine_masks(mask, centre), projected_keys, bias)
+
+    def aggregate(self, weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Weighted sum along the column and the row: weights (B, H, W, H + W), values (B, H, W, Cv) ->
+        (B, H, W, Cv)."""
+        height = values.size(1)
         dropped = self.dropout(weights)
         # Column part: (B, W, H, H) @ (B, W, H, Cv) -> (B, W, H, Cv); row part: (B, H, W, W) @ (B, H, W, Cv).
         col = column_first(column_first(dropped[..., :height]) @ column_first(values))
         row = dropped[..., height:] @ values
-        return col + row, weights  # (B, H, W, Cv)
+        return col + row
 
 
 @register_attention("criss_cross")

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seq2seq_attn.attention import Attention, DotScore, ScaledDotScore, Score, Softmax
+from seq2seq_attn.attention import Attention, CountNormalize, DotScore, ScaledDotScore, Score, Softmax
 
 from ..registry import register_attention
-from ._selfattn import CountNormalize, SpatialSelfAttention, conv1x1, reduced_channels, zero_init_last
+from ._selfattn import SpatialSelfAttention, conv1x1, reduced_channels, zero_init_last
 
 MODES = ("embedded_gaussian", "gaussian", "dot", "concat")
 

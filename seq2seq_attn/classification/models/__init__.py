@@ -16,11 +16,12 @@ def build_model(cfg: ModelConfig, vocab_size: int, num_classes: int) -> nn.Modul
     """The classifier named by ``cfg.type``."""
     common = dict(vocab_size=vocab_size, num_classes=num_classes, embed_dim=cfg.embed_dim, score=cfg.score,
                   attention_dim=cfg.attention_dim, dropout=cfg.dropout, embed_dropout=cfg.embed_dropout)
+    normalizer = dict(normalize=cfg.normalize, temperature=cfg.temperature)
     if cfg.type == "attention":
         return AttentionClassifier(hidden_size=cfg.hidden_size, encoder=cfg.encoder, num_queries=cfg.num_queries,
-                                   **common)
+                                   **normalizer, **common)
     if cfg.type == "han":
-        return HAN(hidden_size=cfg.hidden_size, **common)
+        return HAN(hidden_size=cfg.hidden_size, **normalizer, **common)
     return TransformerClassifier(num_layers=cfg.num_layers, num_heads=cfg.num_heads, ff_dim=cfg.ff_dim,
                                  pooling=cfg.pooling, **common)
 

@@ -1,6 +1,6 @@
 """The attention classifier of Sun & Lu (2020), "Understanding Attention for Text Classification" (ACL):
 token embeddings, an optional bidirectional LSTM/GRU, attention pooling with a learned query (scaled dot or
-tanh-additive score, masked softmax) and a linear head."""
+tanh-additive score, masked softmax or another core normalizer) and a linear head."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from .rnn import BiRNN
 class AttentionClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, hidden_size: int = 128,
                  encoder: str = "lstm", score: str = "additive", attention_dim: int | None = None,
-                 dropout: float = 0.3, embed_dropout: float = 0.1, num_queries: int = 1) -> None:
+                 dropout: float = 0.3, embed_dropout: float = 0.1, num_queries: int = 1, normalize: str = "softmax",
+                 temperature: float = 1.0) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.encoder = None if encoder == "none" else BiRNN(embed_dim, hidden_size, encoder)
         dim = embed_dim if self.encoder is None else self.encoder.output_size
-        self.pool = QueryAttentionPooling(dim, score, attention_dim, num_queries)
+        self.pool = QueryAttentionPooling(dim, score, attention_dim, num_queries, normalize, temperature)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.pool.output_size, num_classes)
 

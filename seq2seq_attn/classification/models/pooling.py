@@ -2,8 +2,9 @@
 "Understanding Attention for Text Classification") and of HAN (Yang et al., 2016).
 
 A single learned query vector ``q`` (a ``(1, 1, D)`` parameter expanded over the batch) is scored against
-every state ``h_t`` with the core's score functions; masked softmax turns the scores into weights and the
-pooled vector is their weighted sum::
+every state ``h_t`` with the core's score functions (``build_score``); the core normalizer (masked softmax by
+default, any registered one by name) turns the scores into weights and the pooled vector is their weighted
+sum::
 
     scaled_dot: s_t = q . h_t / sqrt(D)
     additive:   s_t = v^T tanh(W_q q + W_k h_t)     (Yang et al.'s u_t = tanh(W h_t + b), s_t = u_t . u_w)
@@ -19,28 +20,36 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...attention import AdditiveScore, Attention, ScaledDotScore, Softmax
+from ...attention import Attention, build_normalizer, build_score
 
 
 class QueryAttentionPooling(nn.Module):
     """Pool ``(B, T, D)`` states into ``(B, r * D)`` with r learned queries; returns the pooled vectors and the
-    weights (mean over the queries)."""
+    weights (mean over the queries).
+
+    Args:
+        dim: state size D.
+        score: ``scaled_dot`` or ``additive``.
+        attention_dim: hidden size of the additive score (default D).
+        num_queries: r.
+        normalize, temperature: the core normalizer by name (``build_normalizer``).
+
+    Raises:
+        ValueError: unknown score or normalizer, ``num_queries < 1``.
+    """
 
     def __init__(self, dim: int, score: str = "additive", attention_dim: int | None = None,
-                 num_queries: int = 1) -> None:
+                 num_queries: int = 1, normalize: str = "softmax", temperature: float = 1.0) -> None:
         super().__init__()
         if num_queries < 1:
             raise ValueError(f"num_queries must be >= 1, got {num_queries}")
         self.output_size = num_queries * dim
         self.query = nn.Parameter(torch.empty(1, num_queries, dim))
         nn.init.normal_(self.query, std=dim ** -0.5)
-        if score == "scaled_dot":
-            scorer = ScaledDotScore()
-        elif score == "additive":
-            scorer = AdditiveScore(dim, dim, attention_dim or dim)
-        else:
+        if score not in ("scaled_dot", "additive"):
             raise ValueError(f"unknown pooling score {score!r}: expected scaled_dot or additive")
-        self.attention = Attention(scorer, Softmax())
+        self.attention = Attention(build_score(score, dim, dim, attention_dim or dim),
+                                   build_normalizer(normalize, temperature))
 
     def forward(
         self,

@@ -7,47 +7,79 @@ local attention. At target step ``t`` an aligned source position ``p_t`` is chos
   window weights are multiplied by a Gaussian ``exp(-(s - p_t)^2 / (2 sigma^2))``, ``sigma = D / 2``
   (not renormalized, as in the paper).
 
-Scores and the masked softmax are the attention core's; the window is a mask on top of the padding mask.
+A subclass of the core ``Attention``: its score, normalizer and aggregation are the core's; the window is a
+mask on top of the padding mask, and local-p reweights the normalized weights.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from ...attention import Attention, RecordsAttention
+from ...attention import Attention
+from ...attention.core import combine_masks, split_mask
 from ...attention.scores import Score
 
 
-class LocalAttention(RecordsAttention):
-    def __init__(self, score: Score, mode: str, window: int, query_dim: int) -> None:
-        super().__init__()
+class LocalAttention(Attention):
+    """Local attention of mode ``local-m`` or ``local-p`` with half-width ``window`` (D).
+
+    Args:
+        score: the core score function (dot, general, concat, ...).
+        mode: ``local-m`` or ``local-p``.
+        window: half-width D of the window, in source positions.
+        query_dim: size of the decoder state (local-p's position predictor).
+        normalize: the core normalizer (masked softmax by default).
+
+    Raises:
+        ValueError: unknown mode.
+    """
+
+    def __init__(self, score: Score, mode: str, window: int, query_dim: int,
+                 normalize: nn.Module | None = None) -> None:
+        super().__init__(score, normalize)
         if mode not in ("local-m", "local-p"):
             raise ValueError(f"local attention mode must be local-m or local-p, got {mode!r}")
-        self.core = Attention(score)
-        self.score = score  # same module as core.score: decoders call score.project_keys once per sentence
         self.mode, self.window = mode, window
         if mode == "local-p":
             self.predict = nn.Sequential(nn.Linear(query_dim, query_dim), nn.Tanh(),
                                          nn.Linear(query_dim, 1, bias=False))
 
-    def positions(self, query: torch.Tensor, step: int, src_lens: torch.Tensor) -> torch.Tensor:
-        """Aligned positions ``p_t`` (B, K) for queries (B, K, D) at target step ``step``."""
+    def positions(self, query: torch.Tensor, step: int | None, src_lens: torch.Tensor) -> torch.Tensor:
+        """Aligned positions ``p_t`` (B, K) for queries (B, K, D) at target step ``step``; src_lens (B,)."""
         lens = src_lens.to(query.dtype).unsqueeze(-1)  # (B, 1)
         if self.mode == "local-m":
             return torch.minimum(torch.full_like(lens, float(step)), lens - 1).expand(-1, query.size(1))
         return lens * torch.sigmoid(self.predict(query)).squeeze(-1)  # (B, K)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, projected_keys: torch.Tensor,
-                step: int, src_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """query (B, K, Dq), keys (B, S, Dk), mask (B, 1, S) True = pad -> context (B, K, Dk), weights (B, K, S)."""
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, projected_keys: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None, step: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B, K, Dq), keys (B, S, Dk), mask (B, 1, S) key padding (True or -inf = pad; the source
+        lengths are read from it), ``step`` the target step t (required by local-m) -> context (B, K, Dv),
+        weights (B, K, S)."""
+        if step is None and self.mode == "local-m":
+            raise ValueError("local-m attention needs the target step (step=)")
+        not_allowed, _ = split_mask(mask)
+        if not_allowed is None:
+            src_lens = torch.full(keys.shape[:1], keys.size(1), device=keys.device)
+        else:
+            src_lens = (~not_allowed[:, 0]).sum(-1)  # (B,)
         p = self.positions(query, step, src_lens)  # (B, K)
         src_pos = torch.arange(keys.size(1), device=keys.device, dtype=query.dtype)  # (S,)
         dist = src_pos - p.unsqueeze(-1)  # (B, K, S)
         outside = dist.abs() > self.window
-        _, weights = self.core(query, keys, keys, mask | outside, projected_keys)  # (B, K, S)
+        weights = self.attention_weights(query, keys, combine_masks(mask, outside), projected_keys, bias)  # (B, K, S)
         if self.mode == "local-p":
             sigma = self.window / 2.0
             weights = weights * torch.exp(-(dist**2) / (2 * sigma**2))
         self.record(weights)
-        return weights @ keys, weights  # (B, K, Dk)
+        return self.aggregate(weights, keys if values is None else values), weights  # (B, K, Dv)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # Runs saved before this class derived from Attention held the score twice, as "score" and "core.score".
+        for key in [k for k in state_dict if k.startswith(prefix + "core.score.")]:
+            state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args)

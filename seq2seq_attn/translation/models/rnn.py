@@ -34,7 +34,7 @@ class RNNSeq2Seq(Seq2SeqModel):
     def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> EncoderOutput:
         memory, final = self.encoder(src, src_pad_mask)  # (B, S, De)
         return EncoderOutput(memory, src_pad_mask.unsqueeze(1), self.decoder.project_keys(memory),
-                             self.bridge(final), (~src_pad_mask).sum(-1))
+                             self.bridge(final))
 
     def init_state(self, enc: EncoderOutput, beam_size: int) -> dict:
         return self.decoder.init_state(enc, beam_size)
@@ -79,7 +79,7 @@ def build_rnn_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) 
     out_dim = r.emb_dim if cfg.tie_embeddings else r.dec_hidden
     common = dict(emb_dim=r.emb_dim, enc_dim=enc_dim, hidden=r.dec_hidden, layers=r.dec_layers, cell=r.cell,
                   dropout=r.dropout, score=r.score, attn_hidden=r.attn_hidden, out_dim=out_dim,
-                  max_src_len=r.max_src_len)
+                  max_src_len=r.max_src_len, normalize=r.normalize, temperature=r.temperature)
     try:
         if r.decoder == "bahdanau":
             decoder = BahdanauDecoder(**common)

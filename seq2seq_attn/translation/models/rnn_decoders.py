@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ...attention import Attention
+from ...attention import Attention, build_normalizer
 from ...attention.scores import build_score
 from .base import gather_beams
 from .local_attention import LocalAttention
@@ -31,9 +31,8 @@ from .rnn_encoder import RNN_CELLS
 class EncoderOutput:
     memory: torch.Tensor  # (B, S, De) encoder annotations
     mask: torch.Tensor  # (B, 1, S) bool, True = pad
-    projected_keys: torch.Tensor  # (B, S, *) score.project_keys(memory), once per sentence
+    projected_keys: torch.Tensor  # (B, S, *) attention.project_keys(memory), once per sentence
     init: torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (layers, B, H) initial decoder state
-    src_lens: torch.Tensor  # (B,) long
 
 
 class RNNDecoderBase(nn.Module):
@@ -47,7 +46,12 @@ class RNNDecoderBase(nn.Module):
         self.attention: nn.Module
 
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
-        return self.attention.score.project_keys(memory)
+        """The attention's key-side work on the encoder annotations, once per sentence: (B, S, De) -> (B, S, *)."""
+        return self.attention.project_keys(memory)
+
+    def attend(self, query: torch.Tensor, state: dict, enc: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B, K, H) over the annotations at step ``state["t"]`` -> context (B, K, De), weights (B, K, S)."""
+        return self.attention(query, enc.memory, enc.memory, enc.mask, enc.projected_keys, step=state["t"])
 
     def init_state(self, enc: EncoderOutput, beam_size: int) -> dict:
         def expand(h: torch.Tensor) -> torch.Tensor:  # (L, B, H) -> (L, B, K, H)
@@ -83,15 +87,17 @@ class BahdanauDecoder(RNNDecoderBase):
     """RNNsearch: attend with ``s_{t-1}``, step the RNN on ``[E y_{t-1}; c_t]``, read out ``[s_t; c_t; E y_{t-1}]``."""
 
     def __init__(self, emb_dim: int, enc_dim: int, hidden: int, layers: int, cell: str, dropout: float,
-                 score: str, attn_hidden: int | None, out_dim: int, max_src_len: int) -> None:
+                 score: str, attn_hidden: int | None, out_dim: int, max_src_len: int, normalize: str = "softmax",
+                 temperature: float = 1.0) -> None:
         super().__init__(emb_dim + enc_dim, hidden, layers, cell, dropout)
-        self.attention = Attention(build_score(score, hidden, enc_dim, attn_hidden, max_src_len))
+        self.attention = Attention(build_score(score, hidden, enc_dim, attn_hidden, max_src_len),
+                                   build_normalizer(normalize, temperature))
         self.readout = nn.Linear(hidden + enc_dim + emb_dim, out_dim)
 
     def forward(self, emb: torch.Tensor, state: dict, enc: EncoderOutput) -> tuple[torch.Tensor, dict, torch.Tensor]:
         """emb (B, K, E) of the previous tokens -> output (B, K, out_dim), new state, attention (B, K, S)."""
         query = state["h"][-1]  # (B, K, H): top layer of s_{t-1}
-        context, weights = self.attention(query, enc.memory, enc.memory, enc.mask, enc.projected_keys)
+        context, weights = self.attend(query, state, enc)
         out, new = self.run_rnn(torch.cat([emb, context], -1), state)  # (B, K, H)
         new["t"] = state["t"] + 1
         return torch.tanh(self.readout(torch.cat([out, context, emb], -1))), new, weights
@@ -103,11 +109,14 @@ class LuongDecoder(RNNDecoderBase):
 
     def __init__(self, emb_dim: int, enc_dim: int, hidden: int, layers: int, cell: str, dropout: float,
                  score: str, attn_hidden: int | None, out_dim: int, max_src_len: int, attention: str,
-                 window: int, input_feeding: bool) -> None:
+                 window: int, input_feeding: bool, normalize: str = "softmax", temperature: float = 1.0) -> None:
         super().__init__(emb_dim + (out_dim if input_feeding else 0), hidden, layers, cell, dropout)
         score_fn = build_score(score, hidden, enc_dim, attn_hidden, max_src_len)
-        self.local = attention != "global"
-        self.attention = LocalAttention(score_fn, attention, window, hidden) if self.local else Attention(score_fn)
+        normalizer = build_normalizer(normalize, temperature)
+        if attention == "global":
+            self.attention = Attention(score_fn, normalizer)
+        else:
+            self.attention = LocalAttention(score_fn, attention, window, hidden, normalizer)
         self.combine = nn.Linear(enc_dim + hidden, out_dim, bias=False)
         self.input_feeding, self.out_dim = input_feeding, out_dim
 
@@ -120,10 +129,7 @@ class LuongDecoder(RNNDecoderBase):
     def forward(self, emb: torch.Tensor, state: dict, enc: EncoderOutput) -> tuple[torch.Tensor, dict, torch.Tensor]:
         x = torch.cat([emb, state["feed"]], -1) if self.input_feeding else emb
         out, new = self.run_rnn(x, state)  # (B, K, H)
-        if self.local:
-            context, weights = self.attention(out, enc.memory, enc.mask, enc.projected_keys, state["t"], enc.src_lens)
-        else:
-            context, weights = self.attention(out, enc.memory, enc.memory, enc.mask, enc.projected_keys)
+        context, weights = self.attend(out, state, enc)
         attentional = torch.tanh(self.combine(torch.cat([context, out], -1)))  # (B, K, out_dim)
         if self.input_feeding:
             new["feed"] = attentional
