@@ -125,3 +125,16 @@ def test_attention_is_captured_per_step() -> None:
     (name, weights), = maps.items()
     assert name == "decoder.attention" and len(weights) == tgt.size(1)
     assert weights[0].shape == (3, 1, 8)
+
+
+def test_local_attention_loads_checkpoints_that_held_the_score_twice() -> None:
+    """Before LocalAttention derived from the core Attention, its score sat under "score" and "core.score"."""
+    model = make(decoder="luong", score="general", attention="local-p", window=2)
+    state = model.state_dict()
+    old = dict(state)
+    for key in [k for k in state if k.startswith("decoder.attention.score.")]:
+        old[key.replace("decoder.attention.score.", "decoder.attention.core.score.")] = state[key].clone()
+    fresh = make(seed=1, decoder="luong", score="general", attention="local-p", window=2)
+    fresh.load_state_dict(old)  # strict: no unexpected keys
+    for key, value in state.items():
+        torch.testing.assert_close(fresh.state_dict()[key], value)
