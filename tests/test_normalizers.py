@@ -139,3 +139,22 @@ def test_configs_load_a_normalizer_by_name():
 def test_configs_reject_unknown_normalizers_naming_the_key(top, data, model, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(top, {**data, "model": model}, where="c.yaml")
+
+
+def test_normalize_hard_trains_from_the_command_line_and_comes_back_with_the_run(tmp_path):
+    """``--set model.rnn.normalize=hard`` reaches the decoder, is saved with the run and rebuilt on loading."""
+    from test_translation_cli import tiny_config, tiny_corpus
+
+    from seq2seq_attn.attention import HardMax
+    from seq2seq_attn.cli import main
+    from seq2seq_attn.translation.lifecycle import load_run
+
+    src, tgt = tiny_corpus(tmp_path)
+    config = tiny_config(tmp_path, src, tgt, decoder="luong", score="general", emb_dim=8, enc_hidden=8,
+                         dec_hidden=16)
+    assert main(["train", str(config), "--set", "model.rnn.normalize=hard", "--set", "model.rnn.temperature=0.5",
+                 "--set", "training.max_epochs=2", "--set", "training.eval_every=1000"]) == 0
+    run = load_run(tmp_path / "run", device="cpu", which="latest")
+    attention = run.model.decoder.attention
+    assert isinstance(attention.normalize, HardMax) and attention.normalize.temperature == 0.5
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())
