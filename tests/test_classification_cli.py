@@ -46,6 +46,31 @@ def test_train_overfits_and_writes_the_report(run_dir):
     assert json.loads((run_dir / "labels.json").read_text()) == ["neg", "pos"]
 
 
+def test_loaded_run_predicts_what_it_explains(run_dir, tmp_path, capsys):
+    from seq2seq_attn.classification.data import load_labels
+    from seq2seq_attn.classification.lifecycle import load_run
+
+    run = load_run(run_dir, "cpu")
+    assert run.labels == ["neg", "pos"] and run.weights.name == "best.safetensors" and not run.model.training
+    texts = ["The acting was awful.", "The film was superb."]
+    outs = run.predict(run.encode(texts))
+    explanations = run.explain(texts)
+    for out, ex in zip(outs, explanations):
+        probs = torch.softmax(out.logits, -1).tolist()
+        assert ex.probabilities == pytest.approx(dict(zip(run.labels, probs)))
+        assert ex.label == run.labels[int(out.logits.argmax())]
+    assert [ex.label for ex in explanations] == ["neg", "pos"]
+    # labels.json is read in one place, which names the file when it is missing or not a list of names.
+    (tmp_path / "labels.json").write_text('{"neg": 0}')
+    with pytest.raises(ValueError, match="labels.json: expected a JSON list of label names"):
+        load_labels(tmp_path)
+    (tmp_path / "labels.json").unlink()
+    with pytest.raises(FileNotFoundError, match="labels.json: no label set in the run directory"):
+        load_labels(tmp_path)
+    assert main(["classify", "test", str(tmp_path), "--device", "cpu"]) == 2
+    assert "not a run dir (no config.yaml)" in capsys.readouterr().err
+
+
 def test_predict_prints_labels_and_writes_explanations(run_dir, tmp_path, capsys):
     inputs = tmp_path / "docs.txt"
     inputs.write_text("The acting was awful. We saw it after dinner.\n\nThe film was superb.\n", encoding="utf-8")

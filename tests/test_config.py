@@ -8,7 +8,7 @@ from typing import Literal
 import pytest
 
 from seq2seq_attn.cli import main
-from seq2seq_attn.config import ConfigError, from_dict, load_config, parse_override, save_config
+from seq2seq_attn.config import ConfigError, apply_overrides, from_dict, load_config, parse_override, save_config
 from seq2seq_attn.training.config import TrainingConfig
 
 
@@ -27,8 +27,8 @@ class _Top:
     name: str | None = None
 
 
-def _write(tmp_path, text):
-    p = tmp_path / "c.yaml"
+def _write(tmp_path, text, name="c.yaml"):
+    p = tmp_path / name
     p.write_text(text)
     return p
 
@@ -76,6 +76,15 @@ def test_overrides_and_round_trip(tmp_path):
     assert load_config(_Top, out) == cfg
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_override("training.max_epochs")
+    # --set cannot run through a plain value; a list at the top level is no config.
+    with pytest.raises(ConfigError, match=r"--set model.hidden_size.x: hidden_size is not a section"):
+        load_config(_Top, p, {"model.hidden_size.x": 1})
+    with pytest.raises(ConfigError, match="list.yaml: the top level must be a mapping, got list"):
+        load_config(_Top, _write(tmp_path, "- 1\n- 2\n", "list.yaml"))
+
+
+def test_apply_overrides_creates_sections():
+    assert apply_overrides({"a": {"b": 1}}, {"a.c": 2, "d.e.f": [3]}) == {"a": {"b": 1, "c": 2}, "d": {"e": {"f": [3]}}}
 
 
 def test_from_dict_rejects_non_mapping():

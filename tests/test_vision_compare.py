@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from vision.attention_maps import _spatial, attention_heatmaps
 from vision.benchmark import count_flops
 from vision.compare import compare_modules, expand_modules, module_model_config, seed_config, train_and_test
 from vision.config import CompareConfig, VisionCompareConfig, VisionDataConfig, VisionModelConfig
+from vision.lifecycle import load_run
 from vision.models import ResNet
 from vision.task import prepare_data
 
@@ -147,7 +150,16 @@ def test_cli_compare_without_config_and_train_with_config(tmp_path, capsys):
     )
     assert main(["vision", "train", str(config)]) == 0
     assert "test (16 images" in capsys.readouterr().out
-    assert (tmp_path / "run" / "test_metrics.json").is_file()
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    # The loaded run predicts what the test evaluation scored.
+    run = load_run(tmp_path / "run", "cpu")
+    assert run.weights.name == "best.safetensors" and Path(metrics["weights"]) == run.weights
+    probs = run.predict(run.task.test_set.images)  # (16, classes)
+    assert torch.allclose(probs.sum(-1), torch.ones(16))
+    acc = 100.0 * (probs.argmax(-1) == run.task.test_set.labels).float().mean().item()
+    assert acc == pytest.approx(metrics["acc"])
+    with pytest.raises(FileNotFoundError, match="not a run dir"):
+        load_run(tmp_path, "cpu")
     config.write_text("data:\n  path: x.npz\nmodel:\n  attention: nope\n")
     assert main(["vision", "train", str(config)]) == 2
     assert "train.yaml: model: unknown attention module 'nope'" in capsys.readouterr().err

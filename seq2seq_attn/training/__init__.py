@@ -1,9 +1,9 @@
 """One trainer for every task: see :class:`Trainer` and the :class:`Task` protocol.
 
-A task's ``train`` command is a few lines (see :mod:`.cli`)::
+A task's ``train`` (in its lifecycle module, see :mod:`.lifecycle`) is a few lines::
 
-    cfg = load_config(MyConfig, path, overrides_from_args(args))      # MyConfig has a `training:` section
-    return train_from_args(MyTask(cfg), cfg.training, cfg, args)      # --resume, --overwrite, --device
+    cfg = load_task_config(MyConfig, path, overrides)       # MyConfig has a `training:` section; sets cpu_threads
+    return run_training(MyTask(cfg), cfg.training, cfg, resume=resume, overwrite=overwrite, device=device)
 
 What the trainer writes to ``training.run_dir``: ``config.yaml``, ``train.log``, ``metrics.jsonl`` (one record
 per log step and per evaluation), ``checkpoints/step-NNNNNN.{safetensors,state.pt}`` (the last
@@ -15,7 +15,7 @@ batch, and the loss is divided by the global item count, so N processes train ex
 """
 
 from .checkpoint import CheckpointError, average_weights, load_weights, read_weights, save_weights
-from .cli import add_training_args, overrides_from_args, run_training, train_from_args
+from .cli import add_training_args, overrides_from_args, run_training
 from .config import TrainingConfig
 from .rundir import prepare_run_dir
 from .task import StepOutput, Task
@@ -36,5 +36,4 @@ __all__ = [
     "read_weights",
     "run_training",
     "save_weights",
-    "train_from_args",
 ]

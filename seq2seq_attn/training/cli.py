@@ -4,11 +4,14 @@ def register(sub):
     p = sub.add_parser("train-foo")
     p.add_argument("config")
     add_training_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=handle)
 
-def run(args):
-    cfg = load_config(FooConfig, args.config, overrides_from_args(args))
-    return train_from_args(FooTask(cfg), cfg.training, cfg, args)
+def handle(args):
+    return foo_lifecycle.train(args.config, overrides_from_args(args), resume=args.resume,
+                               overwrite=args.overwrite, device=args.device)
+
+where the task's lifecycle module loads the config with ``training.lifecycle.load_task_config`` and trains
+with :func:`run_training`.
 """
 
 from __future__ import annotations
@@ -82,15 +85,3 @@ def run_training(
             f"best {summary['best_metric']} {best if best is not None else 'n/a'}; run dir {summary['run_dir']}"
         )
     return 0
-
-
-def train_from_args(task: Any, cfg_training: TrainingConfig, full_config: Any, args: argparse.Namespace) -> int:
-    """:func:`run_training` with the flags added by :func:`add_training_args`."""
-    return run_training(
-        task,
-        cfg_training,
-        full_config,
-        resume=getattr(args, "resume", False),
-        overwrite=getattr(args, "overwrite", False),
-        device=getattr(args, "device", None),
-    )

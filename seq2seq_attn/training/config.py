@@ -96,8 +96,9 @@ class TrainingConfig:
             raise ValueError("warmup_steps must be >= 1 for the noam schedule, got 0")
 
     def apply_cpu_threads(self) -> None:
-        """``torch.set_num_threads(cpu_threads)`` when set. Called by the Trainer and by every command that
-        loads a run for inference, so two runs side by side with one thread each do not oversubscribe."""
+        """``torch.set_num_threads(cpu_threads)`` when set, so two runs side by side with one thread each do not
+        oversubscribe. Commands reach it through ``training.lifecycle.load_task_config`` (every task's train and
+        load_run); the Trainer calls it again for library callers."""
         if self.cpu_threads is not None:
             import torch
 
