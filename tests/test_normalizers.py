@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seq2seq_attn.attention import NORMALIZERS, Normalizer, build_normalizer, register_normalizer
 from seq2seq_attn.classification.config import ClassificationConfig
@@ -49,6 +51,23 @@ def test_a_registered_normalizer_is_reachable_by_name_from_the_configs():
             register_normalizer("_test_square")(Square)
     finally:
         del NORMALIZERS["_test_square"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=10, deadline=None)
+@given(tq=st.integers(1, 3), tk=st.integers(1, 5), density=st.sampled_from([0.0, 0.4, 1.0]),
+       seed=st.integers(0, 2**31 - 1))
+def test_every_normalizer_keeps_the_mask_rule(name, tq, tk, density, seed):
+    """Masked keys get exactly zero weight, a row with no allowed key is all zeros, gradients stay finite."""
+    gen = torch.Generator().manual_seed(seed)
+    scores = (torch.randn(2, tq, tk, generator=gen) * 5).requires_grad_(True)
+    mask = torch.rand(2, tq, tk, generator=gen) < density
+    mask[0, 0] = True  # at least one row with no allowed key
+    weights = build_normalizer(name, temperature=0.8)(scores, mask)
+    assert weights.shape == scores.shape and torch.isfinite(weights).all()
+    assert (weights[mask] == 0).all() and (weights[0, 0] == 0).all()
+    (weights * torch.randn(weights.shape, generator=gen)).sum().backward()
+    assert torch.isfinite(scores.grad).all()
 
 
 # -- every model trains with every normalizer ------------------------------------------------------------------

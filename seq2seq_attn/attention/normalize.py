@@ -88,13 +88,14 @@ def check_normalizer_name(name: str, key: str = "normalize") -> str:
     return name
 
 
-def build_normalizer(name: str, temperature: float = 1.0) -> Normalizer:
-    """Build a registered normalizer by name (softmax, sigmoid, hard, hard_sigmoid, tanh, count, ...).
+def build_normalizer(name: str, temperature: float = 1.0, **options: object) -> Normalizer:
+    """Build a registered normalizer by name (softmax, sigmoid, hard, hard_sigmoid, tanh, count, ...);
+    ``options`` go to its constructor after the temperature.
 
     Raises:
         ValueError: unknown name (the message lists the accepted ones) or ``temperature <= 0``.
     """
-    return NORMALIZERS[check_normalizer_name(name)](temperature)
+    return NORMALIZERS[check_normalizer_name(name)](temperature, **options)
 
 
 def _zero_masked(weights: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
