@@ -183,3 +183,37 @@ def test_multi30k_from_the_shared_folder(shared_data: Path) -> None:
         assert len(src) == len(tgt) == count
         assert all(s == s.strip() and s for s in src + tgt)  # stripped, none empty
     assert resolve_path("shared:multi30k/val.de.gz") == shared_data / "multi30k" / "val.de.gz"
+
+
+@pytest.mark.parametrize("spm_type", ["unigram", "bpe"])
+def test_subword_sampling_in_training_only(tmp_path: Path, spm_type: str) -> None:
+    words = ["Haus", "Katzen", "Hunde", "Bücher", "Hausboot", "Katzenhaus", "Hundehaus", "Bücherregal"]
+    rows = [f"das {a} und {b}\tthe {a} and {b}" for a in words for b in words]
+    write(tmp_path / "train.tsv", rows)
+    data = {"train": {"tsv": str(tmp_path / "train.tsv")}, "dev": {"tsv": str(tmp_path / "train.tsv")},
+            "vocab_size": 60, "spm_type": spm_type, "sampling_alpha": 0.3}
+    task = TranslationTask(from_dict(TranslationConfig, {"data": data}), tmp_path / "run", log=lambda s: None)
+    best_src, best_tgt = task.best_src, task.best_tgt
+    assert best_src == task.vocabs.encode_src(task.train_text[0])  # the filters saw the best segmentation
+    task.train_batches(0)
+    epoch0 = (task.train_src, task.train_tgt)
+    # Every sample is a segmentation of the same text, ends with EOS, and differs from the best one somewhere.
+    assert [task.vocabs.src.decode(s[:-1]) for s in epoch0[0]] == task.vocabs.src.decode([s[:-1] for s in best_src])
+    assert [task.vocabs.decode_tgt(t) for t in epoch0[1]] == [task.vocabs.decode_tgt(t) for t in best_tgt]
+    assert all(s[-1] == EOS for s in epoch0[0]) and epoch0 != (best_src, best_tgt)
+    # Seeded by epoch: the same epoch gives the same samples (exact resume), the next epoch others.
+    task.train_batches(1)
+    assert (task.train_src, task.train_tgt) != epoch0
+    task.train_batches(0)
+    assert (task.train_src, task.train_tgt) == epoch0
+    # The dev set (evaluation) keeps the best segmentation.
+    assert task.dev_src == task.vocabs.encode_src([r.split("\t")[0] for r in rows])
+
+
+def test_subword_sampling_config_checks() -> None:
+    base = {"train": {"tsv": "x"}, "dev": {"tsv": "x"}}
+    for extra, message in [({"spm_type": "bpe", "sampling_alpha": 1.0}, "BPE-dropout rate"),
+                           ({"sampling_alpha": 0.0}, "sampling_alpha must be > 0"),
+                           ({"sampling_alpha": 0.1, "sampling_nbest_size": 1}, "sampling_nbest_size")]:
+        with pytest.raises(ValueError, match=message):
+            from_dict(TranslationConfig, {"data": {**base, **extra}})

@@ -67,6 +67,12 @@ class DataConfig:
     joint_vocab: bool = True
     character_coverage: float = 1.0
     spm_max_sentences: int = 1_000_000
+    # subword regularization, training split only (dev, test and translate use the best segmentation):
+    # unigram: sample a segmentation with smoothing ``sampling_alpha`` among the ``sampling_nbest_size`` best
+    # (-1 = all; Kudo, 2018); bpe: BPE-dropout with merge-dropout rate ``sampling_alpha`` (Provilkov et al.,
+    # 2020). None = off. Resampled every epoch, seeded by ``training.seed`` and the epoch.
+    sampling_alpha: float | None = None
+    sampling_nbest_size: int = 64
     # filters (training split only), in subword tokens
     max_len: int = 100
     max_ratio: float = 3.0
@@ -86,6 +92,13 @@ class DataConfig:
             raise ValueError(f"max_ratio must be >= 1, got {self.max_ratio}")
         if self.max_tokens < 1 or self.batch_size < 1:
             raise ValueError("max_tokens and batch_size must be >= 1")
+        if self.sampling_alpha is not None:
+            if self.spm_type == "bpe" and not 0 < self.sampling_alpha < 1:
+                raise ValueError(f"sampling_alpha (BPE-dropout rate) must be in (0, 1), got {self.sampling_alpha}")
+            if self.spm_type == "unigram" and self.sampling_alpha <= 0:
+                raise ValueError(f"sampling_alpha must be > 0, got {self.sampling_alpha}")
+            if self.sampling_nbest_size != -1 and self.sampling_nbest_size < 2:
+                raise ValueError(f"sampling_nbest_size must be -1 (all) or >= 2, got {self.sampling_nbest_size}")
 
 
 @dataclass

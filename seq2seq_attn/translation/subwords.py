@@ -78,5 +78,16 @@ class Vocabs:
         """Target ids without BOS/EOS (added by the batcher)."""
         return self.tgt.encode(list(lines))
 
+    def sample(self, src_lines: Sequence[str], tgt_lines: Sequence[str], alpha: float, nbest_size: int, seed: int
+               ) -> tuple[list[list[int]], list[list[int]]]:
+        """Subword regularization: one sampled segmentation of each line, as ``encode_src`` / ``encode_tgt``
+        (source + EOS, target without). Unigram models sample among the ``nbest_size`` best segmentations with
+        smoothing ``alpha`` (Kudo, 2018); BPE models drop each merge with probability ``alpha`` (BPE-dropout,
+        Provilkov et al., 2020). Deterministic for a given ``seed`` (one thread)."""
+        spm.set_random_generator_seed(seed)
+        options = dict(enable_sampling=True, alpha=alpha, nbest_size=nbest_size, num_threads=1)
+        src = [ids + [EOS] for ids in self.src.encode(list(src_lines), **options)]
+        return src, self.tgt.encode(list(tgt_lines), **options)
+
     def decode_tgt(self, ids: Sequence[int]) -> str:
         return self.tgt.decode(list(ids))

@@ -53,6 +53,9 @@ class TranslationTask:
             raise ValueError(f"training corpus {where} is empty after filtering ({summary})")
         self.train_src = [src_ids[i] for i in keep]
         self.train_tgt = [tgt_ids[i] for i in keep]
+        # Best segmentations (the filters' view) and the text, for subword sampling each epoch.
+        self.best_src, self.best_tgt = self.train_src, self.train_tgt
+        self.train_text = ([src_text[i] for i in keep], [tgt_text[i] for i in keep])
         # Dev: only empty pairs are dropped, so the dev BLEU is on (almost) the whole set.
         dev_src, dev_tgt, dev_where = read_corpus(d.dev, d)
         dev_keep, dev_report = filter_pairs(dev_src, dev_tgt, dev_src, dev_tgt, None, None)
@@ -74,9 +77,20 @@ class TranslationTask:
     def build_model(self) -> nn.Module:
         return build_model(self.cfg.model, self.src_vocab_size, self.tgt_vocab_size, PAD)
 
+    def resample_subwords(self, seed: int) -> None:
+        """Subword regularization (``data.sampling_alpha``): a new sampled segmentation of every training pair;
+        a pair whose sample is longer than ``data.max_len`` keeps its best segmentation."""
+        d = self.cfg.data
+        src, tgt = self.vocabs.sample(*self.train_text, d.sampling_alpha, d.sampling_nbest_size, seed)
+        long = [max(len(s), len(t) + 1) > d.max_len for s, t in zip(src, tgt)]
+        self.train_src = [b if x else s for s, b, x in zip(src, self.best_src, long)]
+        self.train_tgt = [b if x else t for t, b, x in zip(tgt, self.best_tgt, long)]
+
     def train_batches(self, epoch: int) -> list[list[int]]:
         d = self.cfg.data
         rng = np.random.default_rng([self.cfg.training.seed, epoch])
+        if d.sampling_alpha is not None:
+            self.resample_subwords((self.cfg.training.seed * 100_003 + epoch) % 2**32)
         lengths = [max(len(s), len(t) + 1) for s, t in zip(self.train_src, self.train_tgt)]
         if d.batch_mode == "tokens":
             return length_batches(lengths, max_tokens=d.max_tokens, rng=rng)
