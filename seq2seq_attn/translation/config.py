@@ -151,19 +151,60 @@ class ModelConfig:
 
 
 @dataclass
-class DecodingConfig:
+class SearchOptions:
+    """What the search does besides the beam (:mod:`seq2seq_attn.translation.search`); every default leaves
+    plain beam search unchanged.
+
+    - ``alpha``: GNMT length penalty ``((5 + |Y|) / 6) ** alpha`` dividing finished scores; 0 = raw log-prob.
+    - ``coverage_beta``: GNMT coverage penalty ``beta * sum_i log(min(sum_j a_ji, 1))`` added to finished
+      scores, ``a_ji`` the attention of output token j on source position i (Wu et al., 2016, eq. 14).
+    - ``sampling``: draw each next token from the model's distribution instead of the beam's arg-max; with
+      ``beam_size`` K, K independent samples per sentence (the n-best are the most probable of them).
+      ``temperature`` divides the log-probabilities, ``top_k`` keeps the k most probable tokens (0 = all),
+      ``top_p`` the smallest set whose probability reaches p (nucleus sampling, Holtzman et al., 2020; 1 = all),
+      ``seed`` seeds the draws.
+    - ``no_repeat_ngram_size``: n > 0 forbids any n-gram to occur twice in a hypothesis (Paulus et al., 2018).
+    - ``repetition_penalty``: theta > 1 multiplies the (negative) log-probability of every token already in
+      the hypothesis by theta (CTRL, Keskar et al., 2019); 1 = off.
+    """
+
+    alpha: float = 0.6
+    coverage_beta: float = 0.0
+    sampling: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = [(self.alpha >= 0, "alpha", ">= 0"), (self.coverage_beta >= 0, "coverage_beta", ">= 0"),
+                  (self.temperature > 0, "temperature", "> 0"), (self.top_k >= 0, "top_k", ">= 0"),
+                  (0 < self.top_p <= 1, "top_p", "in (0, 1]"),
+                  (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size", ">= 0"),
+                  (self.repetition_penalty >= 1, "repetition_penalty", ">= 1")]
+        for ok, name, want in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {getattr(self, name)}")
+
+
+@dataclass
+class DecodingConfig(SearchOptions):
+    """The ``decoding`` section: beam, lengths, batching and the :class:`SearchOptions`. ``ensemble``: more
+    run dirs or weight files whose models are averaged with the run's own (same vocabularies)."""
+
     beam_size: int = 5
-    alpha: float = 0.6  # GNMT length penalty ((5 + |Y|) / 6) ** alpha; 0 = raw log-prob
     max_len_a: float = 1.5  # maximum output length = a * source length + b (subword tokens)
     max_len_b: int = 10
     n_best: int = 1
     batch_size: int = 64  # sentences per search batch
+    ensemble: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.beam_size < 1 or self.n_best < 1 or self.n_best > self.beam_size:
             raise ValueError("need beam_size >= 1 and 1 <= n_best <= beam_size")
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
 
 
 @dataclass

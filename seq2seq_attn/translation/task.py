@@ -12,12 +12,12 @@ from torch import nn
 
 from ..layers import length_batches
 from ..training.task import StepOutput
-from .config import TranslationConfig
+from .config import SearchOptions, TranslationConfig
 from .corpus import read_corpus
 from .data import Batch, collate_pairs, filter_pairs
 from .metrics import corpus_bleu
 from .models import build_model
-from .search import beam_search, greedy_search
+from .search import search
 from .subwords import BOS, EOS, PAD, Vocabs
 
 
@@ -120,7 +120,8 @@ class TranslationTask:
             nll_sum += float(label_smoothed_nll(logits, batch.tgt_out, 0.0)[1])
             tokens += batch.num_tokens
         n_bleu = self.cfg.data.dev_bleu_sentences or len(self.dev_src)
-        hyps = self.translate_ids(model, self.dev_src[:n_bleu], device, beam_size=1)
+        # Plain greedy search, whatever the decoding section says (sampling, penalties).
+        hyps = translate_ids(model, self.dev_src[:n_bleu], device, self.cfg, 1, options=SearchOptions())
         bleu = corpus_bleu([self.vocabs.decode_tgt(h[0].tokens) for h in hyps], self.dev_refs[:n_bleu])
         loss = nll_sum / max(1, tokens)
         return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "bleu": bleu}
@@ -132,10 +133,17 @@ class TranslationTask:
 
 @torch.no_grad()
 def translate_ids(model: nn.Module, src_ids: Sequence[list[int]], device: torch.device | str,
-                  cfg: TranslationConfig, beam_size: int | None = None, n_best: int = 1) -> list:
-    """Search every sentence (batched by length, results in input order); one list of hypotheses each."""
+                  cfg: TranslationConfig, beam_size: int | None = None, n_best: int = 1,
+                  prefixes: Sequence[list[int]] | None = None, generator: torch.Generator | None = None,
+                  options: SearchOptions | None = None) -> list:
+    """Search every sentence (batched by length, results in input order) with ``options`` (default: the
+    ``cfg.decoding`` section); one list of hypotheses each. ``prefixes``: per sentence the target ids its
+    translation starts with; ``generator``: the random source of sampling (default: seeded with ``seed``)."""
     dec = cfg.decoding
+    opts = dec if options is None else options
     beam_size = dec.beam_size if beam_size is None else beam_size
+    if opts.sampling and generator is None:
+        generator = torch.Generator(device=device).manual_seed(opts.seed)
     was_training = model.training
     model.eval()
     results: list = [None] * len(src_ids)
@@ -145,10 +153,8 @@ def translate_ids(model: nn.Module, src_ids: Sequence[list[int]], device: torch.
         batch = collate_pairs([src_ids[i] for i in idx], None, idx).to(device)
         src_lens = (~batch.src_pad_mask).sum(-1)
         max_len = (dec.max_len_a * src_lens.float()).ceil().long() + dec.max_len_b  # (B,)
-        if beam_size == 1:
-            hyps = greedy_search(model, batch.src, batch.src_pad_mask, BOS, EOS, max_len, dec.alpha)
-        else:
-            hyps = beam_search(model, batch.src, batch.src_pad_mask, BOS, EOS, beam_size, dec.alpha, max_len, n_best)
+        hyps = search(model, batch.src, batch.src_pad_mask, BOS, EOS, max_len, beam_size, n_best, opts,
+                      None if prefixes is None else [prefixes[i] for i in idx], generator)
         for i, h in zip(idx, hyps):
             results[i] = h
     model.train(was_training)

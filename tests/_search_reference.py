@@ -1,20 +1,12 @@
-"""Greedy and batched beam search over any :class:`~seq2seq_attn.translation.models.base.Seq2SeqModel`.
-
-Beam search keeps hypotheses in a (batch, beam) layout and finishes them fairseq-style: each step takes the
-``2K`` best continuations, moves those ending in EOS (among the best ``K``) to the sentence's finished list and
-keeps the best ``K`` others. Finished hypotheses are ranked by the GNMT length penalty (Wu et al., 2016,
-"Google's Neural Machine Translation System"): ``score = log p(Y) / lp(Y)``, ``lp(Y) = ((5 + |Y|) / 6) ** alpha``,
-where ``|Y|`` counts the generated tokens including EOS. A sentence stops when it has ``K`` finished
-hypotheses or reaches its maximum length (its live hypotheses then end with a forced EOS).
-"""
-
+"""The greedy and beam search as they were before the decoding options of issue 17 (a frozen copy, test-only):
+the one search implementation must give exactly these results when no option is set."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from .models.base import Seq2SeqModel
+from seq2seq_attn.translation.models.base import Seq2SeqModel
 
 
 @dataclass
