@@ -20,14 +20,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dump every attention matrix of each translation (all layers and heads) to FILE.npz")
     p.add_argument("--attention-heads", type=Path, default=None, metavar="DIR",
                    help="write per-head cross-attention heatmaps (last decoder layer, and their mean) into DIR")
+    p.add_argument("--alignments", type=Path, default=None, metavar="FILE",
+                   help="write one Pharaoh word alignment per sentence (i-j: source word i, output word j) to FILE")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from ..translation.lifecycle import evaluate
+    from .translate import alignment_source, decoding_overrides
 
     if args.beam is not None and args.beam < 1:
         raise ValueError(f"--beam must be >= 1, got {args.beam}")
     evaluate(args.run_dir, args.src, args.ref, args.beam, args.output, args.save_attention, args.device, args.which,
-             attention_npz=args.attention_npz, attention_heads=args.attention_heads, alpha=args.alpha)
+             attention_npz=args.attention_npz, attention_heads=args.attention_heads, alpha=args.alpha,
+             decoding=decoding_overrides(args), prefix=args.prefix, alignments_out=args.alignments,
+             align=alignment_source(args))
     return 0

@@ -14,7 +14,7 @@ Example (``configs/demo.yaml``)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from ..attention.normalize import check_normalizer_name
@@ -187,6 +187,13 @@ class SearchOptions:
         for ok, name, want in checks:
             if not ok:
                 raise ValueError(f"{name} must be {want}, got {getattr(self, name)}")
+
+    def describe(self) -> str:
+        """``alpha 0.6`` and every option that differs from its default, e.g. ``alpha 0.6, top_k 10``."""
+        default = SearchOptions()
+        changed = [f"{f.name} {getattr(self, f.name):g}" for f in fields(SearchOptions)
+                   if f.name != "alpha" and getattr(self, f.name) != getattr(default, f.name)]
+        return ", ".join([f"alpha {self.alpha:g}", *changed])
 
 
 @dataclass

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import TextIO
 
 import torch
+from torch import nn
 
 from ..paths import resolve_path
 from ..training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
+from .alignment import AlignmentSource, alignments, hypothesis_alignment
 from .attention_export import write_attention
 from .config import TranslationConfig
-from .corpus import read_parallel
+from .corpus import read_lines, read_parallel
 from .heatmap import save_heatmap
 from .metrics import CorpusScore, corpus_scores
 from .models import build_model
@@ -52,28 +54,76 @@ class TranslationRun(LoadedRun):
 
     cfg: TranslationConfig
     vocabs: Vocabs
+    generator: torch.Generator | None = None  # the random source of sampling (seeded with decoding.seed)
 
-    def translate(self, sources: Sequence[str], beam_size: int | None = None, n_best: int = 1) -> list:
-        """Hypotheses (lists, best first) for each source sentence; empty lines give empty hypotheses."""
-        return translate_ids(self.model, self.vocabs.encode_src(sources), self.device, self.cfg, beam_size, n_best)
+    def translate(self, sources: Sequence[str], beam_size: int | None = None, n_best: int = 1,
+                  prefixes: Sequence[str] | None = None) -> list:
+        """Hypotheses (lists, best first) for each source sentence; empty lines give empty hypotheses.
+        ``prefixes``: per sentence the text its translation must start with ("" = free)."""
+        prefix_ids = None if prefixes is None else self.vocabs.encode_tgt(prefixes)
+        return translate_ids(self.model, self.vocabs.encode_src(sources), self.device, self.cfg, beam_size, n_best,
+                             prefix_ids, self.generator)
 
     def detok(self, ids: Sequence[int]) -> str:
         """Target ids (no BOS/EOS) -> detokenized text."""
         return self.vocabs.decode_tgt(ids)
 
 
+def _load_model(cfg: TranslationConfig, vocabs: Vocabs, run_dir: Path, which: str, device: str | torch.device
+                ) -> tuple[nn.Module, torch.device, Path]:
+    model = build_model(cfg.model, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size(), PAD)
+    return load_weights_for_inference(model, run_dir, which, device)
+
+
+def load_ensemble(model: nn.Module, run_dir: Path, cfg: TranslationConfig, vocabs: Vocabs,
+                  members: Sequence[str | Path], which: str, device: torch.device) -> nn.Module:
+    """``model`` (the run's own) averaged with ``members``: other run dirs (their ``which`` weights) or weight
+    files of the run's own model (:class:`~.search.EnsembleModel`). Raises ``ValueError`` naming both runs when
+    a member's source or target subword vocabulary differs from the run's."""
+    from .search import EnsembleModel
+
+    models = [model]
+    for member in members:
+        path = resolve_path(str(member))
+        if not path.is_dir():
+            models.append(_load_model(cfg, vocabs, run_dir, str(path), device)[0])
+            continue
+        member_cfg = load_task_config(TranslationConfig, run_config_path(path))
+        member_vocabs = Vocabs.load(path, member_cfg.data.joint_vocab)
+        for side, name in (("src", "source"), ("tgt", "target")):
+            if getattr(vocabs, side).serialized_model_proto() != getattr(member_vocabs, side).serialized_model_proto():
+                raise ValueError(f"ensemble: {path} and {run_dir} have different {name} subword vocabularies; "
+                                 "an ensemble needs runs trained with the same sentencepiece model")
+        models.append(_load_model(member_cfg, member_vocabs, path, which, device)[0])
+    return EnsembleModel(models)
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: str = "best",
-             alpha: float | None = None) -> TranslationRun:
-    """A trained run ready to translate: ``which`` weights ("best", "latest" or a file), ``alpha`` overrides
-    the config's length penalty. Raises ``FileNotFoundError`` when ``run_dir`` has no ``config.yaml``."""
+             alpha: float | None = None, decoding: dict | None = None) -> TranslationRun:
+    """A trained run ready to translate: ``which`` weights ("best", "latest" or a file); ``alpha`` and
+    ``decoding`` (``{key: value}``) override the config's ``decoding`` section (checked as in the config);
+    ``decoding.ensemble`` adds other runs or weight files (see :func:`load_ensemble`). Raises
+    ``FileNotFoundError`` when ``run_dir`` has no ``config.yaml``."""
     run_dir = Path(run_dir)
     cfg = load_task_config(TranslationConfig, run_config_path(run_dir))
-    if alpha is not None:
-        cfg.decoding = replace(cfg.decoding, alpha=alpha)  # re-runs the config check (alpha >= 0)
+    overrides = {**(decoding or {}), **({} if alpha is None else {"alpha": alpha})}
+    if overrides:
+        cfg.decoding = replace(cfg.decoding, **overrides)  # re-runs the config checks (alpha >= 0, ...)
     vocabs = Vocabs.load(run_dir, cfg.data.joint_vocab)
-    model = build_model(cfg.model, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size(), PAD)
-    model, dev, weights = load_weights_for_inference(model, run_dir, which, device)
-    return TranslationRun(run_dir, cfg, model, dev, weights, vocabs)
+    model, dev, weights = _load_model(cfg, vocabs, run_dir, which, device)
+    if cfg.decoding.ensemble:
+        model = load_ensemble(model, run_dir, cfg, vocabs, cfg.decoding.ensemble, which, dev)
+    generator = torch.Generator(device=dev).manual_seed(cfg.decoding.seed) if cfg.decoding.sampling else None
+    return TranslationRun(run_dir, cfg, model, dev, weights, vocabs, generator)
+
+
+def read_prefixes(path: str | Path, count: int) -> list[str]:
+    """One target prefix per input line from ``path`` (blank = no prefix); raises ``ValueError`` naming the file
+    when it has fewer than ``count`` lines."""
+    prefixes = read_lines(resolve_path(str(path)))
+    if len(prefixes) < count:
+        raise ValueError(f"{path}: {len(prefixes)} prefix lines for {count} input lines (one prefix per input line)")
+    return prefixes
 
 
 def write_heatmaps(run: TranslationRun, sources: Sequence[str], hyps: Sequence[list], out_dir: Path,
@@ -96,20 +146,28 @@ def write_heatmaps(run: TranslationRun, sources: Sequence[str], hyps: Sequence[l
 def evaluate(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int | None = None,
              output: Path | None = None, save_attention: Path | None = None, device: str = "auto",
              which: str = "best", out: TextIO | None = None, attention_npz: Path | None = None,
-             attention_heads: Path | None = None, alpha: float | None = None) -> list[CorpusScore]:
+             attention_heads: Path | None = None, alpha: float | None = None, decoding: dict | None = None,
+             prefix: Path | None = None, alignments_out: Path | None = None,
+             align: AlignmentSource | None = None) -> list[CorpusScore]:
     """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores to
     ``out`` (default: the current ``sys.stdout``). ``attention_npz`` / ``attention_heads``: dump every
-    attention matrix / write per-head cross-attention heatmaps (see :mod:`.attention_export`)."""
+    attention matrix / write per-head cross-attention heatmaps (see :mod:`.attention_export`). ``decoding``
+    overrides decoding options; ``prefix``: a file with each line's forced target prefix; ``alignments_out``:
+    write one Pharaoh word alignment per line (attention chosen by ``align``)."""
     out = sys.stdout if out is None else out
-    run = load_run(run_dir, device, which, alpha)
+    run = load_run(run_dir, device, which, alpha, decoding)
     sources, refs = read_parallel(resolve_path(str(src)), resolve_path(str(ref)))
-    hyps = run.translate(sources, beam_size)
+    prefixes = None if prefix is None else read_prefixes(prefix, len(sources))[: len(sources)]
+    hyps = run.translate(sources, beam_size, prefixes=prefixes)
     outputs = [run.detok(h[0].tokens) if h else "" for h in hyps]
     if output is not None:
         output.write_text("".join(line + "\n" for line in outputs), encoding="utf-8")
+    if alignments_out is not None:
+        lines = alignments(run, sources, hyps, align or AlignmentSource())
+        alignments_out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     scores = corpus_scores(outputs, refs)
     beam = run.cfg.decoding.beam_size if beam_size is None else beam_size
-    print(f"{len(sources)} sentences, beam {beam}, alpha {run.cfg.decoding.alpha:g}, weights {run.weights}", file=out)
+    print(f"{len(sources)} sentences, beam {beam}, {run.cfg.decoding.describe()}, weights {run.weights}", file=out)
     for s in scores:
         print(f"{s.text}", file=out)
         print(f"  signature: {s.signature}", file=out)
@@ -141,18 +199,25 @@ def _chunks_of_lines(fd: int) -> Iterator[list[str]]:
 
 
 def translate_stream(run: TranslationRun, fd: int, out: TextIO, beam_size: int | None = None, n_best: int = 1,
-                     save_attention: Path | None = None, log: Callable[[str], None] | None = None) -> int:
-    """stdin -> stdout: one output line per input line (n-best: ``i ||| text ||| score`` lines)."""
+                     save_attention: Path | None = None, log: Callable[[str], None] | None = None,
+                     prefixes: Sequence[str] | None = None, align: AlignmentSource | None = None) -> int:
+    """stdin -> stdout: one output line per input line (n-best: ``i ||| text ||| score`` lines).
+    ``prefixes``: line i's translation starts with ``prefixes[i]``; ``align``: append `` ||| `` and the
+    Pharaoh word alignment to every output line."""
     count = 0
     for lines in _chunks_of_lines(fd):
         sources = [line.strip() for line in lines]
-        hyps = run.translate(sources, beam_size, n_best)
+        if prefixes is not None and len(prefixes) < count + len(sources):
+            raise ValueError(f"no prefix for input line {len(prefixes) + 1}: the prefix file has {len(prefixes)} lines")
+        hyps = run.translate(sources, beam_size, n_best,
+                             None if prefixes is None else prefixes[count : count + len(sources)])
         for i, (source, hyp_list) in enumerate(zip(sources, hyps)):
-            if n_best == 1:
-                out.write((run.detok(hyp_list[0].tokens) if source else "") + "\n")
-            else:
-                for h in hyp_list:
-                    out.write(f"{count + i} ||| {run.detok(h.tokens) if source else ''} ||| {h.score:.4f}\n")
+            for h in hyp_list[:1] if n_best == 1 else hyp_list:
+                text = run.detok(h.tokens) if source else ""
+                line = text if n_best == 1 else f"{count + i} ||| {text} ||| {h.score:.4f}"
+                if align is not None:
+                    line += f" ||| {hypothesis_alignment(run, source, h, align)}"
+                out.write(line + "\n")
         out.flush()
         if save_attention is not None:
             write_heatmaps(run, sources, hyps, save_attention, start=count + 1)
