@@ -1,13 +1,18 @@
-"""The shared building blocks of seq2seq_attn.layers: the gzip-aware opener and the length-bucketed batcher."""
+"""The shared building blocks of seq2seq_attn.layers: opener, batcher, positions, Transformer layers."""
 
 from __future__ import annotations
 
 import gzip
+import math
 
 import numpy as np
 import pytest
+import torch
 
-from seq2seq_attn.layers import length_batches, open_text
+from seq2seq_attn.classification.models import TransformerClassifier
+from seq2seq_attn.layers import PositionalEncoding, TransformerEncoderLayer, length_batches, open_text
+from seq2seq_attn.translation.models.transformer import TransformerSeq2Seq
+from seq2seq_attn.translation.transformer_config import TransformerConfig
 
 # -- open_text ---------------------------------------------------------------------------------------------
 
@@ -97,3 +102,61 @@ def test_length_batches_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="max_tokens must be positive"):
         length_batches([1, 2], max_tokens=0)
     assert length_batches([], batch_size=4, rng=np.random.default_rng(0)) == []
+
+
+# -- positions -------------------------------------------------------------------------------------------------
+
+def test_sinusoidal_table_is_the_formula_and_computed_once() -> None:
+    pe = PositionalEncoding(6, 20)
+    table = pe.table
+    for pos in (0, 1, 7, 19):
+        for i in range(3):
+            angle = pos / 10000 ** (2 * i / 6)
+            assert pe(0, 20)[pos, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert pe(0, 20)[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+    assert pe(5, 3).data_ptr() == table[5:8].data_ptr()  # a view of the cached table, not a new one
+    assert "table" not in pe.state_dict()  # a function of the shape: never in a checkpoint
+    with pytest.raises(ValueError, match="longer than max_positions"):
+        pe(15, 6)
+
+
+def test_unbounded_sinusoidal_table_grows_and_keeps_its_values() -> None:
+    pe = PositionalEncoding(8, None)
+    first = pe(0, 10).clone()
+    long = pe(0, 1500)  # beyond the initial table
+    assert long.shape == (1500, 8) and torch.equal(long[:10], first)
+    assert long[1499, 0].item() == pytest.approx(math.sin(1499.0), abs=1e-5)
+    assert pe.table.size(0) >= 1500 and pe(0, 1500).data_ptr() == pe.table.data_ptr()  # cached after growing
+
+
+def test_learned_positions() -> None:
+    pe = PositionalEncoding(4, 12, "learned")
+    assert torch.equal(pe(3, 2), pe.embedding.weight[3:5]) and pe(0, 12).requires_grad
+    with pytest.raises(ValueError, match="need max_positions"):
+        PositionalEncoding(4, None, "learned")
+    with pytest.raises(ValueError, match="unknown positions 'rotary'"):
+        PositionalEncoding(4, 12, "rotary")
+
+
+# -- Transformer layers ------------------------------------------------------------------------------------------
+
+def test_both_tasks_build_their_transformers_from_the_shared_layers() -> None:
+    cfg = TransformerConfig(d_model=16, heads=2, ffn_dim=32, encoder_layers=1, decoder_layers=1, max_positions=32)
+    translation = TransformerSeq2Seq(30, 30, cfg)
+    classifier = TransformerClassifier(30, 3, embed_dim=16, num_layers=1, num_heads=2, ff_dim=32)
+    assert type(classifier.layers[0]) is type(translation.encoder_layers[0]) is TransformerEncoderLayer
+    assert type(classifier.positions) is type(translation.positions) is PositionalEncoding
+    assert classifier.layers[0].norm_first and classifier.layers[0].activation is torch.nn.functional.gelu
+
+
+def test_encoder_layer_weights_path_matches_the_plain_forward() -> None:
+    torch.manual_seed(0)
+    layer = TransformerEncoderLayer(8, 2, 16, dropout=0.0, norm_first=True).eval()
+    x = torch.randn(2, 5, 8)
+    pad = torch.tensor([[False] * 5, [False, False, False, True, True]])
+    out, weights = layer.forward_with_weights(x, pad)
+    assert torch.allclose(out, layer(x, pad), atol=1e-6)
+    assert weights.shape == (2, 5, 5)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 5), atol=1e-6)
+    assert weights[1, :, 3:].eq(0).all()  # padded keys get no weight
+    assert layer.forward_with_weights(x, pad, need_weights=False)[1] is None

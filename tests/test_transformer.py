@@ -8,12 +8,8 @@ from torch import nn
 
 from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.config import ConfigError, from_dict
-from seq2seq_attn.translation.models.transformer import (
-    TransformerDecoderLayer,
-    TransformerEncoderLayer,
-    TransformerSeq2Seq,
-    sinusoidal_positions,
-)
+from seq2seq_attn.layers import TransformerDecoderLayer, TransformerEncoderLayer, sinusoidal_positions
+from seq2seq_attn.translation.models.transformer import TransformerSeq2Seq
 from seq2seq_attn.translation.search import beam_search, greedy_search
 from seq2seq_attn.translation.transformer_config import TransformerConfig
 

@@ -4,10 +4,16 @@ Translation and classification (and any later task) take these from here; nothin
 task, and it imports nothing of the project but :mod:`seq2seq_attn.attention`.
 
 - :mod:`.text_io`: :func:`open_text`, the gzip-aware opener of every text file;
-- :mod:`.batching`: :func:`length_batches`, length-bucketed batches by token or sentence count.
+- :mod:`.batching`: :func:`length_batches`, length-bucketed batches by token or sentence count;
+- :mod:`.positions`: :class:`PositionalEncoding` (sinusoidal, cached, or learned);
+- :mod:`.transformer`: the residual :class:`Sublayers` wiring (pre-/post-LN), :class:`TransformerEncoderLayer`
+  and :class:`TransformerDecoderLayer` (key/value cache, beams grouped per sentence in cross-attention).
 """
 
 from .batching import length_batches
+from .positions import POSITION_KINDS, PositionalEncoding, sinusoidal_positions
 from .text_io import is_gzip, open_text
+from .transformer import ACTIVATIONS, KV, Sublayers, TransformerDecoderLayer, TransformerEncoderLayer
 
-__all__ = ["is_gzip", "length_batches", "open_text"]
+__all__ = ["ACTIVATIONS", "KV", "POSITION_KINDS", "PositionalEncoding", "Sublayers", "TransformerDecoderLayer",
+           "TransformerEncoderLayer", "is_gzip", "length_batches", "open_text", "sinusoidal_positions"]

@@ -5,8 +5,9 @@ Vaswani, Shazeer, Parmar, Uszkoreit, Jones, Gomez, Kaiser and Polosukhin, 2017, 
 
 Every attention is the core's :class:`~seq2seq_attn.attention.MultiHeadAttention`, so all weights (encoder
 self-attention, decoder self-attention, cross-attention; per layer and head) can be read with
-``capture_attention``. The layers use ``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer``
-parameter names, so their state dicts load into ours unchanged.
+``capture_attention``. The layers and positions are the shared ones of :mod:`seq2seq_attn.layers` (with
+``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer`` parameter names, so their state dicts load
+into ours unchanged).
 
 Incremental decoding keeps the search's (batch, beam) layout. The cross-attention keys/values are projected
 once per sentence in :meth:`TransformerSeq2Seq.encode` (batch, heads, src_len, head_dim) and the K beams of a
@@ -17,162 +18,15 @@ keys/values grow in a cache of shape (batch * beam, heads, steps, head_dim) that
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...attention import MultiHeadAttention
+from ...layers import KV, PositionalEncoding, TransformerDecoderLayer, TransformerEncoderLayer
 from ..transformer_config import TransformerConfig
 from .base import Seq2SeqModel
-
-KV = tuple[torch.Tensor, torch.Tensor]  # keys, values: (N, heads, length, head_dim)
-_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu}
-
-
-class _Sublayers(nn.Module):
-    """What the encoder and decoder layers share: self-attention, the feed-forward block with torch's attribute
-    names (``linear1``, ``dropout``, ``linear2``, ``norm{i}``, ``dropout{i}``) and the residual wiring, post-LN
-    (paper) or pre-LN."""
-
-    n_sublayers: int
-
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 attention_dropout: float | None = None, activation_dropout: float | None = None,
-                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5) -> None:
-        super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        self.norm_first = norm_first
-        self.attention_dropout = dropout if attention_dropout is None else attention_dropout
-        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=self.attention_dropout)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.dropout = nn.Dropout(dropout if activation_dropout is None else activation_dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.activation = _ACTIVATIONS[activation]
-        for i in range(1, self.n_sublayers + 1):
-            setattr(self, f"norm{i}", nn.LayerNorm(d_model, eps=layer_norm_eps))
-            setattr(self, f"dropout{i}", nn.Dropout(dropout))
-
-    def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear2(self.dropout(self.activation(self.linear1(x))))
-
-    def _residual(self, x: torch.Tensor, i: int, fn: Callable[[torch.Tensor], tuple[torch.Tensor, Any]]
-                  ) -> tuple[torch.Tensor, Any]:
-        """Apply sub-layer ``i`` (its norm and dropout) around ``fn``, which returns (output, extra)."""
-        norm, dropout = getattr(self, f"norm{i}"), getattr(self, f"dropout{i}")
-        if self.norm_first:
-            out, extra = fn(norm(x))
-            return x + dropout(out), extra
-        out, extra = fn(x)
-        return norm(x + dropout(out)), extra
-
-
-class TransformerEncoderLayer(_Sublayers):
-    """Self-attention then position-wise feed-forward, each with residual, dropout and LayerNorm."""
-
-    n_sublayers = 2
-
-    def _sa(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> tuple[torch.Tensor, None]:
-        q, k, v = self.self_attn.project_qkv(x)  # (B, H, S, d) each
-        return self.self_attn.attend(q, k, v, key_padding_mask=pad_mask)[0], None
-
-    def forward(self, x: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, S, D), src_key_padding_mask (B, S) bool True = pad -> (B, S, D)."""
-        x, _ = self._residual(x, 1, lambda h: self._sa(h, src_key_padding_mask))
-        x, _ = self._residual(x, 2, lambda h: (self._ff(h), None))
-        return x
-
-
-class TransformerDecoderLayer(_Sublayers):
-    """Masked self-attention, encoder-decoder attention, feed-forward; optional key/value cache.
-
-    ``x`` holds N = batch * beams sequences (sentence-major: row b * K + k is beam k of sentence b). The
-    self-attention runs per row; the cross-attention regroups the rows by sentence so that the K beams (times
-    their positions) form the query length against the sentence's keys/values (batch, heads, src_len, d).
-    """
-
-    n_sublayers = 3
-
-    def __init__(self, d_model: int, nhead: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(d_model, nhead, *args, **kwargs)
-        self.multihead_attn = MultiHeadAttention(d_model, nhead, dropout=self.attention_dropout)
-
-    def project_memory(self, memory: torch.Tensor) -> KV:
-        """Cross-attention keys and values of the encoder output, once per sentence: (B, S, D) -> 2 x (B, H, S, d)."""
-        return self.multihead_attn.project_key(memory), self.multihead_attn.project_value(memory)
-
-    def _sa(self, x: torch.Tensor, pad_mask: torch.Tensor | None, cache: KV | None) -> tuple[torch.Tensor, KV]:
-        q, k, v = self.self_attn.project_qkv(x)  # (N, H, t, d)
-        if cache is not None:
-            # Earlier positions of the same rows: attend to them and to the new ones (causally).
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)  # (N, H, past + t, d)
-        out, _ = self.self_attn.attend(q, k, v, key_padding_mask=pad_mask, is_causal=q.size(2) > 1)
-        return out, (k, v)
-
-    def _ca(self, x: torch.Tensor, memory_kv: KV, memory_pad_mask: torch.Tensor | None,
-            need_weights: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        n, t, d = x.shape
-        mk, mv = memory_kv  # (B, H, S, d)
-        b = mk.size(0)
-        q = self.multihead_attn.project_query(x.reshape(b, (n // b) * t, d))  # (B, H, K * t, d)
-        out, weights = self.multihead_attn.attend(q, mk, mv, key_padding_mask=memory_pad_mask,
-                                                  need_weights=need_weights)  # (B, K * t, D), (B, K * t, S)
-        return out.reshape(n, t, d), weights
-
-    def forward(self, x: torch.Tensor, memory_kv: KV, memory_pad_mask: torch.Tensor | None = None,
-                tgt_pad_mask: torch.Tensor | None = None, cache: KV | None = None,
-                need_weights: bool = False) -> tuple[torch.Tensor, KV, torch.Tensor | None]:
-        """x (N, t, D) -> (N, t, D), the grown self-attention cache, cross-attention weights (B, K * t, S).
-
-        Self-attention is causal over the cached and the new positions; ``tgt_pad_mask`` (N, past + t) masks
-        padded target keys (optional: a causal decoder never attends to trailing padding).
-        """
-        if x.size(0) % memory_kv[0].size(0) != 0:
-            raise ValueError(f"decoder rows ({x.size(0)}) must be a multiple of the batch ({memory_kv[0].size(0)})")
-        x, kv = self._residual(x, 1, lambda h: self._sa(h, tgt_pad_mask, cache))
-        x, weights = self._residual(x, 2, lambda h: self._ca(h, memory_kv, memory_pad_mask, need_weights))
-        x, _ = self._residual(x, 3, lambda h: (self._ff(h), None))
-        return x, kv, weights
-
-
-def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
-    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d)) (section 3.5): (length, d)."""
-    pos = torch.arange(length, dtype=torch.float64).unsqueeze(1)  # (L, 1)
-    inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    pe = torch.zeros(length, d_model, dtype=torch.float64)
-    pe[:, 0::2] = torch.sin(pos * inv_freq)
-    pe[:, 1::2] = torch.cos(pos * inv_freq[: d_model // 2])
-    return pe.float()
-
-
-class PositionalEncoding(nn.Module):
-    """Sinusoidal (fixed) or learned absolute positions, added to the (scaled) token embeddings."""
-
-    def __init__(self, d_model: int, max_positions: int, kind: str = "sinusoidal") -> None:
-        super().__init__()
-        self.kind = kind
-        self.max_positions = max_positions
-        if kind == "sinusoidal":
-            # Not saved in checkpoints: it is a function of the shape only.
-            self.register_buffer("table", sinusoidal_positions(max_positions, d_model), persistent=False)
-        elif kind == "learned":
-            self.embedding = nn.Embedding(max_positions, d_model)
-            nn.init.normal_(self.embedding.weight, std=d_model ** -0.5)
-        else:
-            raise ValueError(f"unknown positions {kind!r} (expected 'sinusoidal' or 'learned')")
-
-    def forward(self, start: int, length: int) -> torch.Tensor:
-        """Positions start .. start + length - 1: (length, D)."""
-        if start + length > self.max_positions:
-            raise ValueError(f"sequence of {start + length} positions is longer than max_positions "
-                             f"({self.max_positions}); raise model.transformer.max_positions")
-        if self.kind == "sinusoidal":
-            return self.table[start:start + length]
-        return self.embedding.weight[start:start + length]
 
 
 @dataclass
