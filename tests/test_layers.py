@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from seq2seq_attn.classification.models import TransformerClassifier
-from seq2seq_attn.layers import PositionalEncoding, TransformerEncoderLayer, length_batches, open_text
+from seq2seq_attn.classification.models import HAN, AttentionClassifier, TransformerClassifier
+from seq2seq_attn.layers import PackedRNN, PositionalEncoding, TransformerEncoderLayer, length_batches, open_text
+from seq2seq_attn.translation.models.rnn_encoder import RNNEncoder
 from seq2seq_attn.translation.models.transformer import TransformerSeq2Seq
 from seq2seq_attn.translation.transformer_config import TransformerConfig
 
@@ -160,3 +161,53 @@ def test_encoder_layer_weights_path_matches_the_plain_forward() -> None:
     assert torch.allclose(weights.sum(-1), torch.ones(2, 5), atol=1e-6)
     assert weights[1, :, 3:].eq(0).all()  # padded keys get no weight
     assert layer.forward_with_weights(x, pad, need_weights=False)[1] is None
+
+
+# -- packed RNN encoder ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_packed_rnn_ignores_padding_and_concatenates_final_states(cell: str) -> None:
+    torch.manual_seed(0)
+    enc = PackedRNN(5, 4, num_layers=2, cell=cell, bidirectional=True).eval()
+    x = torch.randn(3, 6, 5)
+    lengths = torch.tensor([6, 2, 4])
+    x_padded = x.clone()
+    x_padded[1, 2:] = 99.0  # garbage at padding must not matter
+    outputs, final = enc(x_padded, lengths)
+    h = final[0] if cell == "lstm" else final
+    assert outputs.shape == (3, 6, 8) and h.shape == (2, 3, 8)
+    for row, n in enumerate(lengths.tolist()):
+        # The reference: torch's RNN on the row alone, unpadded.
+        ref_out, ref_final = enc.rnn(x[row:row + 1, :n])
+        ref_h = (ref_final[0] if cell == "lstm" else ref_final).view(2, 2, 1, 4)  # (layers, directions, 1, H)
+        assert torch.allclose(outputs[row, :n], ref_out[0], atol=1e-6)
+        assert outputs[row, n:].eq(0).all()
+        assert torch.allclose(h[:, row], torch.cat([ref_h[:, 0, 0], ref_h[:, 1, 0]], dim=-1), atol=1e-6)
+
+
+def test_packed_rnn_gives_zeros_for_empty_rows_and_keeps_gradients() -> None:
+    torch.manual_seed(0)
+    enc = PackedRNN(3, 2, cell="lstm")
+    x = torch.randn(3, 4, 3, requires_grad=True)
+    outputs, (h, c) = enc(x, torch.tensor([0, 4, 0]))
+    assert outputs[[0, 2]].eq(0).all() and h[:, [0, 2]].eq(0).all() and c[:, [0, 2]].eq(0).all()
+    assert outputs[1].abs().sum() > 0
+    outputs.sum().backward()
+    assert x.grad[[0, 2]].eq(0).all() and x.grad[1].abs().sum() > 0
+    empty_out, empty_h = PackedRNN(3, 2, cell="gru")(x, torch.zeros(3, dtype=torch.long))
+    assert empty_out.shape == (3, 4, 4) and empty_out.eq(0).all() and empty_h.shape == (1, 3, 4)
+    with pytest.raises(ValueError, match="unknown RNN cell 'rnn'"):
+        PackedRNN(3, 2, cell="rnn")
+
+
+def test_translation_and_classifiers_share_the_packed_rnn() -> None:
+    emb = torch.nn.Embedding(20, 6)
+    encoders = [RNNEncoder(emb, 4, 1, "gru", True, 0.0), AttentionClassifier(20, 2, 6, 4).encoder,
+                HAN(20, 2, 6, 4).word_encoder, HAN(20, 2, 6, 4).sentence_encoder]
+    assert all(isinstance(e, PackedRNN) for e in encoders)
+    # Embedding first: parameter names and order of earlier translation checkpoints and optimizer states.
+    assert [n for n, _ in encoders[0].named_parameters()][:2] == ["embedding.weight", "rnn.weight_ih_l0"]
+    src = torch.tensor([[3, 4, 5], [6, 7, 0]])
+    memory, final = encoders[0].eval()(src, src == 0)
+    direct, direct_final = PackedRNN.forward(encoders[0], src, torch.tensor([3, 2]))
+    assert torch.equal(memory, direct) and torch.equal(final, direct_final) and memory[1, 2].eq(0).all()

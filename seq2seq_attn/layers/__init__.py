@@ -7,13 +7,17 @@ task, and it imports nothing of the project but :mod:`seq2seq_attn.attention`.
 - :mod:`.batching`: :func:`length_batches`, length-bucketed batches by token or sentence count;
 - :mod:`.positions`: :class:`PositionalEncoding` (sinusoidal, cached, or learned);
 - :mod:`.transformer`: the residual :class:`Sublayers` wiring (pre-/post-LN), :class:`TransformerEncoderLayer`
-  and :class:`TransformerDecoderLayer` (key/value cache, beams grouped per sentence in cross-attention).
+  and :class:`TransformerDecoderLayer` (key/value cache, beams grouped per sentence in cross-attention);
+- :mod:`.rnn`: :class:`PackedRNN`, the (bi)directional GRU/LSTM over packed sequences (translation encoder,
+  attention classifier, HAN).
 """
 
 from .batching import length_batches
 from .positions import POSITION_KINDS, PositionalEncoding, sinusoidal_positions
+from .rnn import RNN_CELLS, FinalState, PackedRNN
 from .text_io import is_gzip, open_text
 from .transformer import ACTIVATIONS, KV, Sublayers, TransformerDecoderLayer, TransformerEncoderLayer
 
-__all__ = ["ACTIVATIONS", "KV", "POSITION_KINDS", "PositionalEncoding", "Sublayers", "TransformerDecoderLayer",
-           "TransformerEncoderLayer", "is_gzip", "length_batches", "open_text", "sinusoidal_positions"]
+__all__ = ["ACTIVATIONS", "KV", "POSITION_KINDS", "RNN_CELLS", "FinalState", "PackedRNN", "PositionalEncoding",
+           "Sublayers", "TransformerDecoderLayer", "TransformerEncoderLayer", "is_gzip", "length_batches",
+           "open_text", "sinusoidal_positions"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...layers import PackedRNN
 from .base import ClassifierOutput, padding_mask
 from .pooling import QueryAttentionPooling
-from .rnn import BiRNN
 
 
 class AttentionClassifier(nn.Module):
@@ -20,7 +20,7 @@ class AttentionClassifier(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.embed_dropout = nn.Dropout(embed_dropout)
-        self.encoder = None if encoder == "none" else BiRNN(embed_dim, hidden_size, encoder)
+        self.encoder = None if encoder == "none" else PackedRNN(embed_dim, hidden_size, cell=encoder)
         dim = embed_dim if self.encoder is None else self.encoder.output_size
         self.pool = QueryAttentionPooling(dim, score, attention_dim, num_queries, normalize, temperature)
         self.dropout = nn.Dropout(dropout)
@@ -31,6 +31,6 @@ class AttentionClassifier(nn.Module):
         mask = padding_mask(lengths, tokens.size(1))  # (B, T)
         states = self.embed_dropout(self.embed(tokens))  # (B, T, E)
         if self.encoder is not None:
-            states = self.encoder(states, lengths)  # (B, T, 2H)
+            states = self.encoder(states, lengths)[0]  # (B, T, 2H)
         pooled, weights = self.pool(states, mask)  # (B, r * D), (B, T)
         return ClassifierOutput(self.head(self.dropout(pooled)), weights)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...layers import PackedRNN
 from .base import ClassifierOutput, padding_mask
 from .pooling import QueryAttentionPooling
-from .rnn import BiRNN
 
 
 class HAN(nn.Module):
@@ -19,10 +19,10 @@ class HAN(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.embed_dropout = nn.Dropout(embed_dropout)
-        self.word_encoder = BiRNN(embed_dim, hidden_size, "gru")
+        self.word_encoder = PackedRNN(embed_dim, hidden_size, cell="gru")
         self.word_pool = QueryAttentionPooling(2 * hidden_size, score, attention_dim, normalize=normalize,
                                                temperature=temperature)
-        self.sentence_encoder = BiRNN(2 * hidden_size, hidden_size, "gru")
+        self.sentence_encoder = PackedRNN(2 * hidden_size, hidden_size, cell="gru")
         self.sentence_pool = QueryAttentionPooling(2 * hidden_size, score, attention_dim, normalize=normalize,
                                                temperature=temperature)
         self.dropout = nn.Dropout(dropout)
@@ -33,7 +33,7 @@ class HAN(nn.Module):
         b, s, w = tokens.shape
         flat_lengths = sentence_lengths.reshape(b * s)
         words = self.embed_dropout(self.embed(tokens.reshape(b * s, w)))  # (B*S, W, E)
-        words = self.word_encoder(words, flat_lengths)  # (B*S, W, 2H)
+        words = self.word_encoder(words, flat_lengths)[0]  # (B*S, W, 2H)
         sentences, word_weights = self.word_pool(words, padding_mask(flat_lengths, w))  # (B*S, 2H), (B*S, W)
         sentences = sentences.view(b, s, -1)  # (B, S, 2H)
 
@@ -42,7 +42,7 @@ class HAN(nn.Module):
         empty = sentence_lengths == 0  # (B, S)
         order = torch.argsort(empty.to(torch.int8), dim=1, stable=True)  # (B, S)
         index = order.unsqueeze(-1).expand_as(sentences)
-        packed = self.sentence_encoder(sentences.gather(1, index), (~empty).sum(1))  # (B, S, 2H)
+        packed = self.sentence_encoder(sentences.gather(1, index), (~empty).sum(1))[0]  # (B, S, 2H)
         states = torch.zeros_like(packed).scatter(1, index, packed)
         doc, sentence_weights = self.sentence_pool(states, empty)  # (B, 2H), (B, S)
         logits = self.head(self.dropout(doc))

@@ -74,7 +74,7 @@ def build_rnn_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) 
     else:
         tgt_emb = nn.Embedding(tgt_vocab_size, r.emb_dim, padding_idx=pad_id)
     encoder = RNNEncoder(src_emb, r.enc_hidden, r.enc_layers, r.cell, r.bidirectional, r.dropout)
-    enc_dim = encoder.output_dim
+    enc_dim = encoder.output_size
     bridge = Bridge(enc_dim, r.dec_hidden, r.dec_layers, r.cell == "lstm", r.bridge)
     out_dim = r.emb_dim if cfg.tie_embeddings else r.dec_hidden
     common = dict(emb_dim=r.emb_dim, enc_dim=enc_dim, hidden=r.dec_hidden, layers=r.dec_layers, cell=r.cell,

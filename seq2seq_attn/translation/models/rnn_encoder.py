@@ -9,42 +9,25 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+from ...layers import RNN_CELLS, FinalState, PackedRNN
+
+__all__ = ["RNN_CELLS", "Bridge", "RNNEncoder"]
 
 
-class RNNEncoder(nn.Module):
-    """Embedding -> dropout -> (bi)directional multi-layer GRU/LSTM over the unpadded source."""
+class RNNEncoder(PackedRNN):
+    """Embedding -> dropout -> the shared packed (bi)directional multi-layer GRU/LSTM over the unpadded source.
+
+    Parameter names and order (``embedding``, ``rnn``) are those of earlier checkpoints.
+    """
 
     def __init__(self, embedding: nn.Embedding, hidden: int, layers: int, cell: str, bidirectional: bool,
                  dropout: float) -> None:
-        super().__init__()
-        self.embedding = embedding
-        self.dropout = nn.Dropout(dropout)
-        self.rnn = RNN_CELLS[cell](embedding.embedding_dim, hidden, num_layers=layers, batch_first=True,
-                                   bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
-        self.layers = layers
-        self.directions = 2 if bidirectional else 1
-        self.output_dim = hidden * self.directions
+        super().__init__(embedding.embedding_dim, hidden, layers, cell, bidirectional, dropout, embedding)
 
-    def forward(self, src: torch.Tensor, src_pad_mask: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> tuple[torch.Tensor, FinalState]:
         """src (B, S) -> memory (B, S, D) with zeros at pads, final state (layers, B, D) (a pair for LSTM)."""
-        lengths = (~src_pad_mask).sum(-1).cpu()  # (B,)
-        x = self.dropout(self.embedding(src))  # (B, S, E)
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, final = self.rnn(packed)
-        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (B, S, D)
-        if isinstance(final, tuple):
-            return memory, (self._merge(final[0]), self._merge(final[1]))
-        return memory, self._merge(final)
-
-    def _merge(self, h: torch.Tensor) -> torch.Tensor:
-        # (layers * directions, B, H) -> (layers, B, directions * H): concatenate the two directions per layer.
-        batch = h.size(1)
-        h = h.view(self.layers, self.directions, batch, -1)
-        return torch.cat([h[:, d] for d in range(self.directions)], dim=-1)
+        return super().forward(src, (~src_pad_mask).sum(-1))
 
 
 class Bridge(nn.Module):
