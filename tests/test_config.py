@@ -108,3 +108,17 @@ def test_cli_help_and_attention_demo(tmp_path, capsys):
     # the key built from the query wins under the similarity scores
     assert max(range(6), key=lambda i: rows["dot"][i]) == 2
     assert max(range(6), key=lambda i: rows["scaled_dot"][i]) == 2
+
+
+def test_decoding_section_keys() -> None:
+    from seq2seq_attn.translation.config import TranslationConfig
+
+    data = {"train": {"tsv": "x"}, "dev": {"tsv": "x"}}
+    cfg = from_dict(TranslationConfig, {"data": data, "decoding": {
+        "sampling": True, "top_k": 5, "top_p": 0.9, "temperature": 0.7, "seed": 3, "no_repeat_ngram_size": 3,
+        "repetition_penalty": 1.2, "coverage_beta": 0.2, "ensemble": ["runs/a", "b.safetensors"]}})
+    assert cfg.decoding.top_k == 5 and cfg.decoding.ensemble == ["runs/a", "b.safetensors"]
+    assert cfg.decoding.describe() == ("alpha 0.6, coverage_beta 0.2, sampling, temperature 0.7, top_k 5, "
+                                       "top_p 0.9, seed 3, no_repeat_ngram_size 3, repetition_penalty 1.2")
+    with pytest.raises(ConfigError, match="top_p"):
+        from_dict(TranslationConfig, {"data": data, "decoding": {"top_p": 1.5}})

@@ -189,9 +189,10 @@ class SearchOptions:
                 raise ValueError(f"{name} must be {want}, got {getattr(self, name)}")
 
     def describe(self) -> str:
-        """``alpha 0.6`` and every option that differs from its default, e.g. ``alpha 0.6, top_k 10``."""
+        """``alpha 0.6`` and every option that differs from its default, e.g. ``alpha 0.6, sampling, top_k 10``."""
         default = SearchOptions()
-        changed = [f"{f.name} {getattr(self, f.name):g}" for f in fields(SearchOptions)
+        changed = [f.name if isinstance(getattr(self, f.name), bool) else f"{f.name} {getattr(self, f.name):g}"
+                   for f in fields(SearchOptions)
                    if f.name != "alpha" and getattr(self, f.name) != getattr(default, f.name)]
         return ", ".join([f"alpha {self.alpha:g}", *changed])
 

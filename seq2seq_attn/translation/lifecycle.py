@@ -212,6 +212,8 @@ def translate_stream(run: TranslationRun, fd: int, out: TextIO, beam_size: int |
         hyps = run.translate(sources, beam_size, n_best,
                              None if prefixes is None else prefixes[count : count + len(sources)])
         for i, (source, hyp_list) in enumerate(zip(sources, hyps)):
+            if not hyp_list and n_best == 1:  # no finished hypothesis: still one line for the input line
+                out.write("\n" if align is None else " ||| \n")
             for h in hyp_list[:1] if n_best == 1 else hyp_list:
                 text = run.detok(h.tokens) if source else ""
                 line = text if n_best == 1 else f"{count + i} ||| {text} ||| {h.score:.4f}"
