@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""Train word vectors (skip-gram with negative sampling) on local text for ``model.pretrained_embeddings``.
+"""Train skip-gram word vectors (gensim Word2Vec, negative sampling) on local text for ``model.pretrained_embeddings``.
 
 Text comes from the training splits of classify configs (read, cleaned and tokenized exactly as those runs do)
 and from plain text files (one document per line, plain or .gz, ``shared:`` paths allowed), cleaned as the first
-config says. The output is the word2vec text format.
+config says. The output is the word2vec text format. With ``--seed`` (and one thread, the default then) the
+vectors are the same on every run; ``--threads N`` without a seed is faster and not reproducible.
 
     python scripts/train_word_vectors.py --config configs/cls_imdb_bilstm_cpu.yaml --config configs/cls_trec.yaml \\
         --text shared:multi30k/train.en.gz --dim 128 -o vectors/imdb_trec_m30k.128d.txt
@@ -16,12 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from seq2seq_attn.classification.config import ClassificationConfig, DataConfig
 from seq2seq_attn.classification.data import read_split
 from seq2seq_attn.classification.text import WordVocab, clean
-from seq2seq_attn.classification.word_vectors import train_skipgram, write_word_vectors
+from seq2seq_attn.classification.word_vectors import train_word2vec, write_word_vectors
 from seq2seq_attn.config import load_config
 from seq2seq_attn.paths import resolve_path
 from seq2seq_attn.translation.corpus import read_lines
@@ -58,19 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-words", type=int, default=50000)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--lr", type=float, default=0.025)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--subsample", type=float, default=1e-4, help="frequent-word subsampling threshold (0 = off)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="gensim worker threads (default 1 with --seed, else 4); more than 1 is not reproducible")
+    p.add_argument("--seed", type=int, default=None, help="random seed: the same vectors on every run")
     args = p.parse_args(argv)
     if not args.config and not args.text:
         p.error("give at least one --config or --text")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.seed is not None and args.threads not in (None, 1):
+        p.error(f"--seed with --threads {args.threads}: gensim is reproducible only with one thread")
+    workers = args.threads or (1 if args.seed is not None else 4)
     start = time.monotonic()
     docs = documents(args.config, args.text)
     print(f"{sum(map(len, docs)):,} tokens in {len(docs):,} documents")
-    words, vectors = train_skipgram(docs, dim=args.dim, window=args.window, negatives=args.negatives,
+    words, vectors = train_word2vec(docs, dim=args.dim, window=args.window, negatives=args.negatives,
                                     min_count=args.min_count, max_words=args.max_words, epochs=args.epochs,
-                                    lr=args.lr, seed=args.seed)
+                                    lr=args.lr, subsample=args.subsample, seed=args.seed,
+                                    workers=workers)
     write_word_vectors(args.output, words, vectors)
     print(f"wrote {len(words):,} vectors of {args.dim} numbers to {args.output} in {time.monotonic() - start:.0f} s")
     return 0

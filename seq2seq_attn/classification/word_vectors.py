@@ -1,6 +1,7 @@
 """Word vectors for ``model.pretrained_embeddings``: reading and writing the word2vec/GloVe text format, and
 training skip-gram with negative sampling (Mikolov et al., 2013, "Distributed Representations of Words and
-Phrases and their Compositionality") on local text when no pretrained vectors can be downloaded.
+Phrases and their Compositionality") with gensim's ``Word2Vec`` on local text when no pretrained vectors can
+be downloaded.
 
 The text format is one word per line followed by its numbers, separated by spaces; word2vec's first line
 ``<count> <dim>`` is optional (GloVe files have none).
@@ -8,45 +9,73 @@ The text format is one word per line followed by its numbers, separated by space
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..layers import open_text
 
+#: Field separators of the text format: spaces and tabs only; other Unicode spaces (U+00A0 ...) belong to words.
+_SEPARATOR = re.compile(r"[ \t]+")
+
+
+def _vector_line(line: str, dim: int | None, where: str) -> tuple[str, np.ndarray]:
+    """One stripped ``word x1 ... xdim`` line: the last ``dim`` fields are the numbers, the rest (which may hold
+    spaces, as in GloVe 840B; joined by one space) is the word. Without ``dim`` yet, the line sets it."""
+    fields = _SEPARATOR.split(line)
+    if dim is None:
+        dim = len(fields) - 1
+        if dim < 1:
+            raise ValueError(f"{where}: expected a word and its numbers, got {line[:40]!r}")
+    if len(fields) < dim + 1:
+        raise ValueError(f"{where}: {len(fields) - 1} numbers, expected {dim}")
+    try:
+        numbers = np.asarray(fields[-dim:], dtype=np.float32)
+    except ValueError as e:
+        raise ValueError(f"{where}: not a number ({e})") from None
+    return " ".join(fields[:-dim]), numbers
+
 
 def read_word_vectors(path: str | Path) -> tuple[list[str], torch.Tensor]:
-    """The words and a ``(num_words, dim)`` float tensor of a word2vec/GloVe text file (plain or .gz)."""
+    """The words and a ``(num_words, dim)`` float tensor of a word2vec/GloVe text file (plain or .gz).
+
+    Read as such files come: word2vec's ``<count> <dim>`` first line is optional (GloVe has none), surrounding
+    whitespace (a space after the last number, CRLF, a UTF-8 BOM) and blank lines are ignored, and the last
+    ``dim`` fields of a line are its vector while the rest is the word, so words may contain spaces.
+    ``dim`` is the header's, else the first line's field count minus one.
+
+    Raises FileNotFoundError for a missing file and ValueError naming (file, line) for a line that still
+    cannot be read (too few numbers, a field that is not a number), or a header count the file does not match.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: word vectors not found")
     words: list[str] = []
-    rows: list[list[float]] = []
-    dim = None
+    rows: list[np.ndarray] = []
+    dim = count = None
     with open_text(path) as f:
         for number, line in enumerate(f, start=1):
-            parts = line.rstrip("\n").split(" ")
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                dim = int(parts[1])  # word2vec header
+            line = line.lstrip("\ufeff") if number == 1 else line
+            line = line.strip(" \t\r\n")
+            if not line:
                 continue
-            if not line.strip():
+            fields = _SEPARATOR.split(line)
+            if number == 1 and len(fields) == 2 and all(p.isdigit() for p in fields):
+                count, dim = int(fields[0]), int(fields[1])  # word2vec header
                 continue
-            if dim is None:
-                dim = len(parts) - 1
-            if len(parts) != dim + 1:
-                raise ValueError(f"{path}: line {number}: {len(parts) - 1} numbers, expected {dim}")
-            try:
-                rows.append([float(x) for x in parts[1:]])
-            except ValueError as e:
-                raise ValueError(f"{path}: line {number}: not a number ({e})") from e
-            words.append(parts[0])
+            word, vector = _vector_line(line, dim, f"{path}: line {number}")
+            dim = len(vector)
+            words.append(word)
+            rows.append(vector)
     if not words:
         raise ValueError(f"{path}: no word vectors")
-    return words, torch.tensor(rows, dtype=torch.float32)
+    if count is not None and count != len(words):
+        raise ValueError(f"{path}: the header promises {count} vectors, the file holds {len(words)} (truncated?)")
+    return words, torch.from_numpy(np.stack(rows))
 
 
 def write_word_vectors(path: str | Path, words: list[str], vectors: torch.Tensor) -> None:
@@ -59,86 +88,54 @@ def write_word_vectors(path: str | Path, words: list[str], vectors: torch.Tensor
             f.write(word + " " + " ".join(f"{x:.5f}" for x in row) + "\n")
 
 
-class SkipGram(nn.Module):
-    """Input and output embeddings; the loss is skip-gram's with negative sampling, summed over the batch."""
-
-    def __init__(self, num_words: int, dim: int) -> None:
-        super().__init__()
-        self.inputs = nn.Embedding(num_words, dim, sparse=True)
-        self.outputs = nn.Embedding(num_words, dim, sparse=True)
-        nn.init.uniform_(self.inputs.weight, -0.5 / dim, 0.5 / dim)
-        nn.init.zeros_(self.outputs.weight)
-
-    def forward(self, center: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        # center, context (B,), negatives (B, K)
-        c = self.inputs(center)  # (B, D)
-        pos = (c * self.outputs(context)).sum(-1)  # (B,)
-        neg = torch.bmm(self.outputs(negatives), c.unsqueeze(-1)).squeeze(-1)  # (B, K)
-        return -(nn.functional.logsigmoid(pos).sum() + nn.functional.logsigmoid(-neg).sum())
-
-
-def train_skipgram(documents: Iterable[list[str]], dim: int = 128, window: int = 5, negatives: int = 5,
+def train_word2vec(documents: Iterable[list[str]], dim: int = 128, window: int = 5, negatives: int = 5,
                    min_count: int = 5, max_words: int = 50000, epochs: int = 2, lr: float = 0.025,
-                   subsample: float = 1e-4, batch_size: int = 4096, seed: int = 1,
+                   subsample: float = 1e-4, seed: int | None = 1, workers: int = 1,
                    log=print) -> tuple[list[str], torch.Tensor]:
-    """Skip-gram with negative sampling over tokenized documents; returns the words (most frequent first)
-    and their input vectors. word2vec's choices: dynamic window, frequent-word subsampling, negatives from
-    the unigram distribution to the 3/4, SGD with a learning rate decaying linearly to zero."""
-    docs = [d for d in documents if d]
+    """Skip-gram with negative sampling (Mikolov et al., 2013) over tokenized documents with gensim's
+    ``Word2Vec`` (``sg=1, hs=0``); returns the words (most frequent first) and their ``(num_words, dim)``
+    input vectors.
+
+    The vocabulary is the ``max_words`` most frequent words occurring at least ``min_count`` times; other words
+    are dropped from the text before windows are taken (as word2vec does). word2vec's other choices are
+    gensim's: dynamic window, subsampling of frequent words (``subsample``, 0 = off), negatives from the unigram
+    distribution to the 3/4, learning rate decaying linearly from ``lr`` to ``lr * 1e-4``. Documents longer
+    than gensim's 10,000-token limit are cut into pieces of that length rather than truncated.
+
+    Reproducibility: with a ``seed`` and ``workers=1`` gensim gives the same vectors on every run (initial
+    vectors come from ``numpy.random.default_rng(seed)``); with more workers the order in which threads update
+    the vectors varies, so ``seed`` with ``workers > 1`` raises ValueError. ``seed=None`` draws one.
+    Raises ValueError when fewer than two words reach ``min_count``.
+    """
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+    from gensim.models.word2vec_inner import MAX_WORDS_IN_BATCH
+
+    class EpochLog(CallbackAny2Vec):  # gensim's loss is a running sum over the pairs of all epochs so far
+        def __init__(self) -> None:
+            self.epoch, self.previous = 0, 0.0
+
+        def on_epoch_end(self, model) -> None:
+            self.epoch += 1
+            loss = model.get_latest_training_loss()
+            log(f"epoch {self.epoch}/{epochs}: loss {loss - self.previous:,.0f}")
+            self.previous = loss
+
+    if seed is not None and workers != 1:
+        raise ValueError(f"seed {seed} with {workers} workers: gensim is reproducible only with one worker")
+    docs = [d[i:i + MAX_WORDS_IN_BATCH] for d in documents for i in range(0, len(d), MAX_WORDS_IN_BATCH)]
     counts = Counter(w for d in docs for w in d)
     words = [w for w, c in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if c >= min_count][:max_words]
     if len(words) < 2:
         raise ValueError(f"only {len(words)} words occur at least {min_count} times: too little text")
-    index = {w: i for i, w in enumerate(words)}
-    freq = np.array([counts[w] for w in words], dtype=np.float64)
-    # Documents as one id stream with -1 between them, so no window crosses a document boundary.
-    stream = np.fromiter((index.get(w, -2) for d in docs for w in [*d, None]), dtype=np.int64)
-    stream = stream[stream != -2]  # drop rare words (as word2vec does), keep the boundaries (-1 from None)
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    share = freq / freq.sum()
-    keep_prob = np.minimum(1.0, np.sqrt(subsample / share) + subsample / share)
-    noise = torch.from_numpy(freq ** 0.75 / (freq ** 0.75).sum())
-    model = SkipGram(len(words), dim)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    total_pairs_estimate = None
-    done_pairs = 0
-    for epoch in range(epochs):
-        ids = stream[(stream < 0) | (rng.random(len(stream)) < keep_prob[np.maximum(stream, 0)])]
-        reach = rng.integers(1, window + 1, len(ids))  # dynamic window: each centre draws its own size
-        centers, contexts = [], []
-        for offset in range(1, window + 1):
-            a, b = ids[:-offset], ids[offset:]
-            # a pair is valid when neither end is a boundary and no boundary lies between them
-            between = np.zeros(len(a), dtype=bool)
-            for k in range(1, offset):
-                between |= ids[k:len(ids) - offset + k] < 0
-            ok = (a >= 0) & (b >= 0) & ~between
-            fwd = ok & (reach[:-offset] >= offset)
-            bwd = ok & (reach[offset:] >= offset)
-            centers += [a[fwd], b[bwd]]
-            contexts += [b[fwd], a[bwd]]
-        center = np.concatenate(centers)
-        context = np.concatenate(contexts)
-        order = rng.permutation(len(center))
-        center, context = torch.from_numpy(center[order]), torch.from_numpy(context[order])
-        if total_pairs_estimate is None:
-            total_pairs_estimate = len(center) * epochs
-        loss_sum, seen = 0.0, 0
-        for start in range(0, len(center), batch_size):
-            c, o = center[start:start + batch_size], context[start:start + batch_size]
-            neg = torch.multinomial(noise, c.numel() * negatives, replacement=True).view(-1, negatives)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * max(1e-4, 1.0 - done_pairs / total_pairs_estimate)
-            optimizer.zero_grad()
-            loss = model(c, o, neg)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item()
-            seen += c.numel()
-            done_pairs += c.numel()
-        log(f"epoch {epoch + 1}/{epochs}: {len(center):,} pairs, loss per pair {loss_sum / max(1, seen):.4f}")
-    return words, model.inputs.weight.detach().clone()
+    model = Word2Vec(vector_size=dim, window=window, sg=1, hs=0, negative=negatives, min_count=1,
+                     sample=subsample, alpha=lr, min_alpha=lr * 1e-4, workers=workers,
+                     seed=int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed)
+    model.build_vocab_from_freq({w: counts[w] for w in words}, corpus_count=len(docs))
+    model.train(docs, total_examples=len(docs), epochs=epochs, compute_loss=True,
+                callbacks=[EpochLog()])
+    vectors = model.wv
+    return list(vectors.index_to_key), torch.from_numpy(vectors.vectors.copy())
 
 
-__all__ = ["SkipGram", "read_word_vectors", "train_skipgram", "write_word_vectors"]
+__all__ = ["read_word_vectors", "train_word2vec", "write_word_vectors"]
