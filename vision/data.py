@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seq2seq_attn.paths import resolve_path
+from seq2seq_attn.paths import offline_datasets, resolve_path
 
 SPLITS = ("train", "test")
 
@@ -143,9 +143,10 @@ def load_hf(
 ) -> ImageSet:
     """Load a Hugging Face image-classification split (``cifar10``-style columns) as an :class:`ImageSet`.
 
-    ``name`` is a folder written by ``Dataset(Dict).save_to_disk`` or a name for ``datasets.load_dataset``.
+    ``name`` is a folder written by ``Dataset(Dict).save_to_disk`` or a name for ``datasets.load_dataset``,
+    read offline (:func:`seq2seq_attn.paths.offline_datasets`): from the local cache only.
     """
-    import datasets
+    datasets = offline_datasets()
 
     local = Path(name).expanduser()
     if local.is_dir() and ((local / "dataset_dict.json").is_file() or (local / "dataset_info.json").is_file()):

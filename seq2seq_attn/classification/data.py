@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..layers import open_text
-from ..paths import resolve_path
+from ..paths import offline_datasets, resolve_path
 from .config import DataConfig
 
 #: Builders of ``datasets.load_dataset`` that read local files (their split entries are paths).
@@ -113,10 +112,7 @@ def _read_lines(path: Path, cfg: DataConfig) -> Iterator[RawExample | BadRow]:
 
 
 def _read_hf(spec: str, cfg: DataConfig) -> Iterator[RawExample | BadRow]:
-    # Never download: this project runs without network; local files and the local cache only.
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import datasets
+    datasets = offline_datasets()  # never download: local files and the local cache only
 
     if cfg.hf_name in HF_FILE_BUILDERS:
         path = resolve_path(spec)

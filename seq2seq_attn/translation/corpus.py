@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..layers import open_text
-from ..paths import resolve_path
+from ..paths import offline_datasets, resolve_path
 from .config import CorpusConfig, DataConfig
 
 
@@ -65,8 +65,9 @@ def _field(record: dict, dotted: str, where: str) -> str:
 def read_hf(name: str, config: str | None, split: str, src_field: str, tgt_field: str,
             data_files: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     """A split of a Hugging Face dataset (``datasets.load_dataset``); fields may be dotted (``translation.de``).
-    Local builders (``json``, ``csv``) with ``data_files`` work offline."""
-    import datasets
+    Offline (:func:`~seq2seq_attn.paths.offline_datasets`): local builders (``json``, ``csv``) with
+    ``data_files`` and the local cache only."""
+    datasets = offline_datasets()
 
     ds = datasets.load_dataset(name, config, split=split, data_files=data_files)
     where = f"dataset {name}" + (f"/{config}" if config else "") + f" split {split}"
