@@ -50,7 +50,14 @@ def test_tiny_cpu_run_writes_every_section(tmp_path):
 
 
 def test_a_failing_section_is_reported_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    import torch
+
     gpu_check = _gpu_check()
+    # main() sets up the process as a script does (data folder, working directory, torch.compile in --tiny):
+    # all of it is put back after the test
+    monkeypatch.setenv("SEQ2SEQ_ATTN_DATA", os.environ.get("SEQ2SEQ_ATTN_DATA", ""))
+    monkeypatch.chdir(os.getcwd())
+    monkeypatch.setattr(torch, "compile", torch.compile)
 
     def broken(name):
         raise RuntimeError(f"no {name} today")
