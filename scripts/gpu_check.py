@@ -47,6 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ["rnn", "transformer", "classifier", "vision", "attention", "transformer_bench", "beam", "trainer",
             "compile"]
 
+VISION = ["training.max_epochs=1", "model.attention=cbam", "training.channels_last=true"]
+VISION_TINY = ["training.max_steps=2", *VISION, "model.arch=small", "model.widths=[4,8,8]", "model.blocks=[1,1,1]",
+               "data.batch_size=8", "data.eval_batch_size=16"]
 #: Per training: (CLI words, config, overrides on the GPU, overrides in --tiny mode).
 TRAININGS = {
     "rnn": (["train"], "configs/multi30k_bahdanau.yaml",
@@ -64,14 +67,10 @@ TRAININGS = {
                    ["training.max_steps=3", "data.vocab_size=200", "data.max_tokens=40", "data.batch_size=8",
                     "model.embed_dim=8", "model.hidden_size=8"]),
     "vision": (["vision", "train"], "configs/vision_cifar10_resnet56.yaml",
-               ["training.max_minutes=0.5", "training.max_epochs=1", "model.attention=cbam"],
-               ["training.max_steps=2", "training.max_epochs=1", "model.attention=cbam", "model.arch=small",
-                "model.widths=[4,8,8]", "model.blocks=[1,1,1]", "data.batch_size=8", "data.eval_batch_size=16"]),
+               ["training.max_minutes=0.5", *VISION], [*VISION_TINY]),
 }
 COMPILE = (["vision", "train"], "configs/vision_cifar10_resnet56.yaml",
-           ["training.max_minutes=0.5", "training.max_epochs=1", "model.attention=cbam", "model.arch=resnet20"],
-           ["training.max_steps=2", "training.max_epochs=1", "model.attention=cbam", "model.arch=small",
-            "model.widths=[4,8,8]", "model.blocks=[1,1,1]", "data.batch_size=8", "data.eval_batch_size=16"])
+           ["training.max_minutes=0.5", "model.arch=resnet20", *VISION], [*VISION_TINY])
 
 
 class Report:
@@ -99,7 +98,7 @@ def _script(name: str):
 def _reset_peak(device: str) -> None:
     import torch
 
-    if device.startswith("cuda"):
+    if device.startswith("cuda") and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
@@ -248,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SEQ2SEQ_ATTN_DATA"] = str(make_tiny_data(args.work / "data"))
     elif not os.environ.get("SEQ2SEQ_ATTN_DATA"):
         p.error("set SEQ2SEQ_ATTN_DATA to the data folder (bash scripts/gpu_data.sh copies it to .devdata/)")
-    args.data = Path(os.environ["SEQ2SEQ_ATTN_DATA"])
+    args.data = Path(os.environ["SEQ2SEQ_ATTN_DATA"]).resolve()
+    os.environ["SEQ2SEQ_ATTN_DATA"] = str(args.data)
+    args.out, args.work = args.out.resolve(), args.work.resolve()
     os.chdir(ROOT)  # the configs' relative paths
     if args.out.exists():
         args.out.unlink()
