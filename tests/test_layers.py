@@ -90,9 +90,12 @@ def test_sentence_mode_counts_sentences_and_buckets() -> None:
     unbucketed = length_batches(lengths, batch_size=10, rng=np.random.default_rng(1), bucket=False)
     assert np.mean([np.ptp(lengths[b]) for b in unbucketed]) > 0.5 * np.ptp(lengths)
     assert batches == length_batches(lengths, batch_size=10, rng=np.random.default_rng(1))
-    # Without a generator: input order, nothing shuffled (evaluation).
+    # Without a generator (evaluation): the input order, or sorted by length over the whole set (stable).
     assert length_batches(range(25), batch_size=10, bucket=False) == [list(range(10)), list(range(10, 20)),
                                                                       list(range(20, 25))]
+    evaluation = length_batches(lengths, batch_size=64)
+    assert [i for b in evaluation for i in b] == sorted(range(1000), key=lambda i: lengths[i])
+    assert [len(b) for b in evaluation] == [64] * 15 + [40]
 
 
 def test_length_batches_rejects_bad_arguments() -> None:

@@ -73,11 +73,8 @@ def predict_docs(model: nn.Module, docs: Sequence[EncodedDoc], hierarchical: boo
     """Run ``model`` over ``docs`` in length-sorted batches; outputs come back in input order, on the CPU."""
     was_training = model.training
     model.eval()
-    lengths = np.asarray([len(d.ids) for d in docs])
-    order = np.argsort(lengths, kind="stable")
     outs: list[ClassifierOutput | None] = [None] * len(docs)
-    for start in range(0, len(docs), batch_size):
-        idx = order[start:start + batch_size].tolist()
+    for idx in length_batches([len(d.ids) for d in docs], batch_size=batch_size):
         batch = {k: v.to(device) for k, v in collate_docs([docs[i] for i in idx], hierarchical).items()}
         out = model(**batch)
         for row, i in enumerate(idx):

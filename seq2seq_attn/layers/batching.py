@@ -7,7 +7,8 @@ Two modes, both deterministic for a given random generator:
 * sentence count (``batch_size``): a random order, sorted by length inside chunks of 50 batches when ``bucket``
   (similar lengths per batch, little padding, still a random order), cut into batches, the batch order shuffled.
 
-``rng=None`` gives the same batches without any shuffling (evaluation).
+``rng=None`` is the evaluation order, nothing random: token count as above without shuffling; sentence count
+sorted by length over the whole set (stable) when ``bucket``, the input order otherwise.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ def _token_batches(lengths: np.ndarray, max_tokens: int, rng: np.random.Generato
 
 def _sentence_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
                       bucket: bool) -> list[list[int]]:
-    order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
-    if bucket and len(order):
+    if rng is None:
+        order = np.argsort(lengths, kind="stable") if bucket else np.arange(len(lengths))
+    else:
+        order = rng.permutation(len(lengths))
+    if bucket and rng is not None and len(order):
         chunk = batch_size * BUCKET_BATCHES
         parts = np.array_split(order, max(1, -(-len(order) // chunk)))
         order = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
@@ -61,9 +65,9 @@ def length_batches(lengths: Sequence[int] | np.ndarray, *, batch_size: int | Non
         max_tokens: token-count mode: ``len(batch) * longest`` at most this (an example longer than the
             budget alone still gets its own batch). Exactly one of ``batch_size`` and ``max_tokens``.
         rng: the source of randomness (e.g. ``np.random.default_rng([seed, epoch])``), used first for the
-            order inside lengths and then for the batch order; ``None``: no shuffling.
-        bucket: sentence-count mode only: sort by length inside chunks of :data:`BUCKET_BATCHES` batches
-            (token-count mode always sorts).
+            order inside lengths and then for the batch order; ``None``: the evaluation order (see above).
+        bucket: sentence-count mode only: sort by length (inside chunks of :data:`BUCKET_BATCHES` batches when
+            shuffling); token-count mode always sorts.
 
     Raises:
         ValueError: when not exactly one of ``batch_size``/``max_tokens`` is given, or it is not positive.

@@ -111,10 +111,8 @@ class TranslationTask:
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Dev loss (plain NLL per token, perplexity) and greedy BLEU."""
         bs = self.cfg.data.eval_batch_size
-        order = sorted(range(len(self.dev_src)), key=lambda i: len(self.dev_src[i]))
         nll_sum, tokens = 0.0, 0
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
+        for idx in length_batches([len(s) for s in self.dev_src], batch_size=bs):
             batch = collate_pairs([self.dev_src[i] for i in idx], [self.dev_tgt[i] for i in idx], idx).to(device)
             logits = model(batch.src, batch.src_pad_mask, batch.tgt_in)
             nll_sum += float(label_smoothed_nll(logits, batch.tgt_out, 0.0)[1])
@@ -147,9 +145,7 @@ def translate_ids(model: nn.Module, src_ids: Sequence[list[int]], device: torch.
     was_training = model.training
     model.eval()
     results: list = [None] * len(src_ids)
-    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
-    for start in range(0, len(order), dec.batch_size):
-        idx = order[start : start + dec.batch_size]
+    for idx in length_batches([len(s) for s in src_ids], batch_size=dec.batch_size):
         batch = collate_pairs([src_ids[i] for i in idx], None, idx).to(device)
         src_lens = (~batch.src_pad_mask).sum(-1)
         max_len = (dec.max_len_a * src_lens.float()).ceil().long() + dec.max_len_b  # (B,)
