@@ -121,3 +121,44 @@ def test_rank_agreement_and_the_whole_evaluation():
     assert c_occ > c_rand and s_occ < s_rand
     table = markdown_table(result)
     assert table.count("\n| ") >= 7 and "| integrated_gradients vs occlusion | 1.000 | 1.000 | 3 |" in table
+
+
+def test_integrated_gradients_of_han_add_up_to_the_probability_change():
+    from seq2seq_attn.classification.models import HAN
+
+    torch.manual_seed(0)
+    model = HAN(20, 2, embed_dim=8, hidden_size=4).eval()
+    d = doc([3, 4, 5, 6, 7], [2, 3])
+    scorer = Scorer(model, True)
+    p = scorer.probs([d])[0]
+    target = int(p.argmax())
+    ig = integrated_gradients_scores(model, d, target, hierarchical=True, steps=50)
+    blank = EncodedDoc(np.zeros(5, dtype=np.int32), d.sentence_lengths, d.tokens)  # the all-padding baseline
+    assert ig.shape == (5,) and ig.sum() == pytest.approx(p[target] - scorer.probs([blank])[0, target], abs=1e-4)
+    att = attention_scores(scorer.outputs([d])[0], d, True)
+    assert att.shape == (5,) and att.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_faithfulness_command_writes_table_csv_and_plot(tmp_path, capsys):
+    from seq2seq_attn.cli import main
+
+    data = tmp_path / "train.tsv"
+    rows = [("The plot was dull.", "neg"), ("The film was great.", "pos"), ("The acting was awful.", "neg"),
+            ("The cast was superb.", "pos")]
+    data.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    config = tmp_path / "cls.yaml"
+    config.write_text(f"data: {{format: tsv, train: {data}, test: {data}, min_freq: 1, batch_size: 4}}\n"
+                      "model: {type: attention, encoder: gru, embed_dim: 8, hidden_size: 4}\n"
+                      f"training: {{run_dir: {tmp_path / 'run'}, device: cpu, max_epochs: 2, metric: accuracy, "
+                      "metric_mode: max, progress: false}\n", encoding="utf-8")
+    assert main(["classify", "train", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["classify", "faithfulness", str(tmp_path / "run"), "--limit", "3", "--ig-steps", "4",
+                 "--out", str(tmp_path / "f"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "3 documents" in out and "| attention vs integrated_gradients |" in out
+    assert (tmp_path / "f" / "faithfulness.png").stat().st_size > 0
+    lines = (tmp_path / "f" / "faithfulness.csv").read_text().splitlines()
+    assert lines[0] == "method,bin,comprehensiveness,sufficiency" and len(lines) == 1 + 4 * 6
+    assert main(["classify", "faithfulness", str(tmp_path / "run"), "--limit", "0"]) == 2
+    assert "--limit must be >= 1" in capsys.readouterr().err

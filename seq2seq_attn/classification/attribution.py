@@ -96,9 +96,10 @@ def integrated_gradients_scores(model: nn.Module, doc: EncodedDoc, target: int, 
     with torch.backends.cudnn.flags(enabled=False):  # cuDNN RNNs have no backward in eval mode
         attr = lig.attribute(tokens, baselines=torch.zeros_like(tokens), target=target,
                              additional_forward_args=(extra,), n_steps=steps, internal_batch_size=steps)
-    per_position = attr.sum(-1)[0].detach().double().cpu().numpy()  # (T,) or (S, W)
+    # The embedding's output is (1, T, E) for flat models and (S, W, E) for HAN (sentences as the batch).
+    per_position = attr.sum(-1).detach().double().cpu().numpy()  # (1, T) or (S, W)
     if not hierarchical:
-        return per_position[: len(doc.ids)]
+        return per_position[0, : len(doc.ids)]
     return np.concatenate([per_position[s, :n] for s, n in enumerate(doc.sentence_lengths.tolist())])
 
 

@@ -1,0 +1,47 @@
+"""``seq2seq-attn explore RUN_DIR --input FILE --out page.html``: one self-contained HTML page that shows
+every attention of a run's model on the user's inputs, for any task (translation, classification, vision).
+
+One module per view builds the page data (:mod:`.translation`, :mod:`.classification`, :mod:`.vision`); the
+shared template and the weight encoding are in :mod:`.page`, the page scripts in ``static/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .page import VIEWS, write_page
+
+
+def run_kind(run_dir: str | Path) -> str:
+    """The task of a run directory, from its ``config.yaml``: ``translation``, ``classification`` or ``vision``.
+
+    Raises FileNotFoundError without a config, ValueError when it matches no task."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run dir (no config.yaml)")
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    model, data = cfg.get("model") or {}, cfg.get("data") or {}
+    if "decoding" in cfg or isinstance(data.get("train"), dict):
+        return "translation"
+    if "type" in model:
+        return "classification"
+    if "attention" in model or "source" in data:
+        return "vision"
+    raise ValueError(f"{path}: cannot tell the task of this run (no decoding, model.type or model.attention key)")
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The non-empty lines of a UTF-8 text file (one sentence or document each)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: input file not found")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise ValueError(f"{path}: no inputs (one non-empty line each)")
+    return lines
+
+
+__all__ = ["VIEWS", "read_lines", "run_kind", "write_page"]
