@@ -167,3 +167,31 @@ def plot_curves(result: FaithfulnessResult, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def run_faithfulness(run, spec: str | None, out: Path, limit: int | None = None, ig_steps: int = 20,
+                     seed: int = 0) -> FaithfulnessResult:
+    """Evaluate a loaded classifier (:func:`seq2seq_attn.classification.lifecycle.load_run`) on a labelled
+    file (``spec``; default the config's ``data.test``), or on a random subset of ``limit`` of its documents
+    (seeded with ``seed``); write ``faithfulness.md``, ``.csv`` and ``.png`` into ``out`` and print the table."""
+    from .task import load_split
+
+    spec = spec or run.cfg.data.test
+    if spec is None:
+        raise ValueError(f"{run.run_dir}: the run's config has no data.test; pass --split FILE")
+    split, _ = load_split(run.cfg, run.vocab, run.labels, spec)
+    docs = split.docs
+    if limit is not None and limit < len(docs):
+        docs = [docs[i] for i in np.sort(np.random.default_rng(seed).permutation(len(docs))[:limit])]
+    result = evaluate_faithfulness(run.model, docs, run.hierarchical, run.device, ig_steps, seed,
+                                   batch_size=run.cfg.data.eval_batch_size)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    header = f"faithfulness of {run.run_dir} on {spec}: {result.num_docs} documents\n\n"
+    table = markdown_table(result)
+    (out / "faithfulness.md").write_text(header + table, encoding="utf-8")
+    write_csv(result, out / "faithfulness.csv")
+    plot_curves(result, out / "faithfulness.png", f"{Path(run.run_dir).name}: {run.cfg.model.type}")
+    print(header + table, end="")
+    print(f"wrote {out / 'faithfulness.md'}, {out / 'faithfulness.csv'}, {out / 'faithfulness.png'}")
+    return result

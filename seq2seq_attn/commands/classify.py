@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", type=Path, default=None, help="folder for faithfulness.{md,csv,png} (default: RUN_DIR)")
     add_weights_arg(f)
     f.add_argument("--device", default="auto")
-    f.set_defaults(func=run_faithfulness)
+    f.set_defaults(func=handle_faithfulness)
 
 
 def handle_train(args: argparse.Namespace) -> int:
@@ -73,36 +73,14 @@ def handle_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_faithfulness(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..classification.faithfulness import evaluate_faithfulness, markdown_table, plot_curves, write_csv
-    from ..classification.predict import load_run
-    from ..classification.task import load_split
+def handle_faithfulness(args: argparse.Namespace) -> int:
+    from ..classification.faithfulness import run_faithfulness
+    from ..classification.lifecycle import load_run
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     if args.ig_steps < 1:
         raise ValueError(f"--ig-steps must be >= 1, got {args.ig_steps}")
-    device = _device(args.device)
-    cfg, model = load_run(args.run_dir, device, args.which)
-    spec = args.split or cfg.data.test
-    if spec is None:
-        raise ValueError(f"{args.run_dir}: the run's config has no data.test; pass --split FILE")
-    split, _, _ = load_split(cfg, args.run_dir, spec)
-    docs = split.docs
-    if args.limit is not None and args.limit < len(docs):
-        pick = np.sort(np.random.default_rng(args.seed).permutation(len(docs))[: args.limit])
-        docs = [docs[i] for i in pick]
-    result = evaluate_faithfulness(model, docs, cfg.model.type == "han", device, args.ig_steps, args.seed,
-                                   batch_size=cfg.data.eval_batch_size)
-    out = args.out or args.run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    header = f"faithfulness of {args.run_dir} on {spec}: {result.num_docs} documents\n\n"
-    table = markdown_table(result)
-    (out / "faithfulness.md").write_text(header + table, encoding="utf-8")
-    write_csv(result, out / "faithfulness.csv")
-    plot_curves(result, out / "faithfulness.png", f"{Path(args.run_dir).name}: {cfg.model.type}")
-    print(header + table, end="")
-    print(f"wrote {out / 'faithfulness.md'}, {out / 'faithfulness.csv'}, {out / 'faithfulness.png'}")
+    run_faithfulness(load_run(args.run_dir, args.device, args.which), args.split, args.out or args.run_dir,
+                     args.limit, args.ig_steps, args.seed)
     return 0

@@ -21,43 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ig-steps", type=int, default=20, help="classification: Integrated Gradients steps")
     add_weights_arg(p)
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=run)
+    p.set_defaults(func=handle)
 
 
-def _text_inputs(args: argparse.Namespace) -> list[str]:
-    from ..explore import read_lines
-
-    if len(args.input) != 1:
-        raise ValueError("--input: give one text file (one sentence or document a line)")
-    return read_lines(args.input[0])[: args.limit]
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..explore import run_kind, write_page
-    from ..training.runtime import resolve_device
+def handle(args: argparse.Namespace) -> int:
+    from ..explore import explore
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    kind = run_kind(args.run_dir)
-    if kind == "translation":
-        from ..explore.translation import translation_data
-        from ..translation.run import load_run
-
-        sources = _text_inputs(args)
-        loaded = load_run(args.run_dir, args.device, args.which)
-        data = translation_data(loaded, sources, args.beam, args.n_best)
-    elif kind == "classification":
-        from ..classification.predict import Predictor
-        from ..explore.classification import classification_data
-
-        texts = _text_inputs(args)
-        data = classification_data(Predictor(args.run_dir, resolve_device(args.device), args.which), texts,
-                                   args.ig_steps)
-    else:
-        from ..explore.vision import image_paths, load_vision_run, vision_data
-
-        paths = image_paths(args.input)[: args.limit]
-        data = vision_data(load_vision_run(args.run_dir, resolve_device(args.device), args.which), paths)
-    write_page(args.out, kind, data, f"{kind}: {args.run_dir}")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+    path = explore(args.run_dir, args.input, args.out, device=args.device, which=args.which, limit=args.limit,
+                   beam=args.beam, n_best=args.n_best, ig_steps=args.ig_steps)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

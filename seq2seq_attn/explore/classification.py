@@ -12,24 +12,22 @@ import numpy as np
 from .page import rounded
 
 
-def classification_data(predictor, texts: Sequence[str], ig_steps: int = 20) -> dict:
-    """Page data for ``texts`` classified by a loaded run (:class:`seq2seq_attn.classification.predict.Predictor`)."""
+def classification_data(run, texts: Sequence[str], ig_steps: int = 20) -> dict:
+    """Page data for ``texts`` classified by a loaded run (:func:`seq2seq_attn.classification.lifecycle.load_run`)."""
     from ..classification.attribution import Scorer, attributions
     from ..classification.faithfulness import rank_agreement
-    from ..classification.text import encode
 
-    hier = predictor.hierarchical
-    scorer = Scorer(predictor.model, hier, predictor.device, predictor.cfg.data.eval_batch_size)
+    hier = run.hierarchical
+    scorer = Scorer(run.model, hier, run.device, run.cfg.data.eval_batch_size)
     docs = []
-    for text in texts:
-        doc = encode(text, predictor.vocab, predictor.cfg.data, hier)
-        probs, scores = attributions(predictor.model, doc, hier, scorer, predictor.device, ig_steps)
+    for text, doc in zip(texts, run.encode(list(texts))):
+        probs, scores = attributions(run.model, doc, hier, scorer, run.device, ig_steps)
         out = scorer.outputs([doc])[0]
         bounds = np.concatenate([[0], np.cumsum(doc.sentence_lengths)]).astype(int).tolist()
         agree = {m: rank_agreement(scores["attention"], scores[m])[0] for m in ("integrated_gradients", "occlusion")}
         docs.append({
-            "text": text, "tokens": doc.tokens, "label": predictor.labels[int(probs.argmax())],
-            "probs": dict(zip(predictor.labels, rounded(probs))),
+            "text": text, "tokens": doc.tokens, "label": run.labels[int(probs.argmax())],
+            "probs": dict(zip(run.labels, rounded(probs))),
             "sentences": [[a, b] for a, b in zip(bounds[:-1], bounds[1:])],
             "sentence_weights": rounded(out.sentence_weights[: len(doc.sentence_lengths)]) if hier else None,
             "methods": {m: rounded(v, 5) for m, v in scores.items()},

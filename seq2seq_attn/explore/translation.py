@@ -44,7 +44,7 @@ def group_maps(maps: dict[str, np.ndarray], src_len: int, tgt_len: int) -> dict[
 
 def translation_data(run, sources: Sequence[str], beam_size: int | None = None, n_best: int = 5) -> dict:
     """Page data for ``sources`` (non-empty sentences) translated by a loaded run
-    (:func:`seq2seq_attn.translation.run.load_run`)."""
+    (:func:`seq2seq_attn.translation.lifecycle.load_run`)."""
     from ..translation.attention_export import attention_maps
 
     beam = run.cfg.decoding.beam_size if beam_size is None else beam_size

@@ -15,7 +15,6 @@ import base64
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,30 +41,6 @@ def image_paths(inputs: Sequence[str | Path]) -> list[Path]:
     if not paths:
         raise ValueError(f"--input {' '.join(map(str, inputs))}: no images found")
     return paths
-
-
-@dataclass
-class VisionRun:
-    task: object  # vision.task.VisionTask: normalization, classes, image shape
-    model: nn.Module
-    device: torch.device
-
-
-def load_vision_run(run_dir: str | Path, device: torch.device, which: str = "best") -> VisionRun:
-    """A trained vision run: its config, data statistics (read from the training split, as in training) and
-    weights."""
-    from vision.config import VisionConfig
-    from vision.task import VisionTask
-
-    from ..config import load_config
-    from ..training import load_weights
-
-    cfg = load_config(VisionConfig, Path(run_dir) / "config.yaml")
-    cfg.training.apply_cpu_threads()
-    task = VisionTask(cfg)
-    model = task.build_model()
-    load_weights(model, run_dir, which, device=device)
-    return VisionRun(task, model.to(device).eval(), device)
 
 
 def load_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -193,8 +168,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
     return cam / max(cam.max(), 1e-12)
 
 
-def vision_data(run: VisionRun, paths: Sequence[Path]) -> dict:
-    """Page data for the images at ``paths`` with a loaded run (:func:`load_vision_run`)."""
+def vision_data(run, paths: Sequence[Path]) -> dict:
+    """Page data for the images at ``paths`` with a loaded run (:func:`vision.lifecycle.load_run`)."""
     task, classes = run.task, run.task.train_set.classes
     images = []
     for path in paths:
