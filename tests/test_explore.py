@@ -19,6 +19,7 @@ from test_translation_cli import tiny_corpus
 from seq2seq_attn.cli import main
 from seq2seq_attn.explore import run_kind
 from seq2seq_attn.explore.page import dequantize, quantize, render_page
+from seq2seq_attn.explore.translation import group_maps
 from seq2seq_attn.explore.vision import describe
 
 INJECT = '</script><script>document.title="pwned"</script><img src=x onerror=alert(1)>'
@@ -78,6 +79,20 @@ def test_describe_reads_every_kind_of_recorded_weights():
     query = 1 * 4 + 2
     assert rows[query, 3 * 4 + 2] == pytest.approx(1.0) and rows[query, 1 * 4 + 0] == pytest.approx(0.4 / 0.6, abs=3e-3)
     assert describe(rng.random((2, 3, 5, 7)), 8, 4, 4)["kind"] == "other"
+
+
+def test_group_maps_sorts_rnn_and_transformer_attention_by_kind():
+    rng = np.random.default_rng(0)
+    rnn = group_maps({"decoder.attention": rng.random((1, 6, 5))}, src_len=5, tgt_len=4)  # steps stacked
+    assert [m["name"] for m in rnn["cross"]] == ["decoder.attention"] and rnn["cross"][0]["shape"] == [1, 4, 5]
+    assert rnn["encoder"] == rnn["decoder"] == []
+    maps = {"encoder_layers.0.self_attn": rng.random((2, 5, 5)), "decoder_layers.0.self_attn": rng.random((2, 4, 4)),
+            "decoder_layers.0.multihead_attn": rng.random((2, 4, 5))}
+    tx = group_maps(maps, src_len=5, tgt_len=4)
+    assert [(k, [m["shape"] for m in v]) for k, v in tx.items()] == [
+        ("cross", [[2, 4, 5]]), ("encoder", [[2, 5, 5]]), ("decoder", [[2, 4, 4]])]
+    back = dequantize(tx["cross"][0]["data"], (2, 4, 5))
+    assert np.abs(back - maps["decoder_layers.0.multihead_attn"]).max() <= 1 / 510 + 1e-7
 
 
 # ------------------------------------------------------------------------------------------- end to end
