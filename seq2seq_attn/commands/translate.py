@@ -78,8 +78,6 @@ def handle(args: argparse.Namespace) -> int:
     if args.n_best < 1 or args.n_best > (beam or args.n_best):
         raise ValueError(f"--n-best must be between 1 and the beam size, got {args.n_best}")
     run = load_run(args.run_dir, args.device, args.which, args.alpha, decoding_overrides(args))
-    if beam is None and args.n_best > run.cfg.decoding.beam_size:
-        beam = args.n_best
     prefixes = None if args.prefix is None else read_prefixes(args.prefix, 0)
     translate_stream(run, sys.stdin.fileno(), sys.stdout, beam, args.n_best, args.save_attention,
                      prefixes=prefixes, align=alignment_source(args) if args.alignments else None)

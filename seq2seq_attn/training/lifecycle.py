@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..config import load_config
+from .rundir import CONFIG_FILE
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ def load_task_config(cls: type[T], path: str | Path, overrides: dict | None = No
 
 def run_config_path(run_dir: str | Path) -> Path:
     """``run_dir/config.yaml``; ``FileNotFoundError`` "RUN_DIR: not a run dir (no config.yaml)" without it."""
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a run dir (no config.yaml)")
     return path

@@ -201,9 +201,12 @@ def _chunks_of_lines(fd: int) -> Iterator[list[str]]:
 def translate_stream(run: TranslationRun, fd: int, out: TextIO, beam_size: int | None = None, n_best: int = 1,
                      save_attention: Path | None = None, log: Callable[[str], None] | None = None,
                      prefixes: Sequence[str] | None = None, align: AlignmentSource | None = None) -> int:
-    """stdin -> stdout: one output line per input line (n-best: ``i ||| text ||| score`` lines).
+    """stdin -> stdout: one output line per input line (n-best: ``i ||| text ||| score`` lines). Without
+    ``beam_size`` the config's ``decoding.beam_size`` is used, widened to ``n_best`` when that is larger.
     ``prefixes``: line i's translation starts with ``prefixes[i]``; ``align``: append `` ||| `` and the
     Pharaoh word alignment to every output line."""
+    if beam_size is None and n_best > run.cfg.decoding.beam_size:
+        beam_size = n_best
     count = 0
     for lines in _chunks_of_lines(fd):
         sources = [line.strip() for line in lines]
