@@ -3,6 +3,7 @@ writes heatmaps, `translate` round-trips from the saved run dir in a fresh proce
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -92,6 +93,21 @@ def test_train_test_translate_round_trip(tmp_path: Path, capsys: pytest.CaptureF
     pngs = sorted(heat.glob("*.png"))
     assert [p.name for p in pngs] == ["00001.png", "00002.png", "00003.png"]
     assert pngs[0].read_bytes()[:4] == b"\x89PNG"
+
+    # n-best above the config's beam (3) widens the beam to n: five distinct hypotheses per line, best first.
+    from seq2seq_attn.translation.lifecycle import load_run, translate_stream
+
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, (lines[0] + "\n").encode("utf-8"))
+    os.close(write_fd)
+    nbest = io.StringIO()
+    try:
+        assert translate_stream(load_run(run, "cpu"), read_fd, nbest, n_best=5) == 1
+    finally:
+        os.close(read_fd)
+    rows = [line.split(" ||| ") for line in nbest.getvalue().splitlines()]
+    assert len(rows) == 5 and all(r[0] == "0" for r in rows) and len({r[1] for r in rows}) == 5
+    assert rows[0][1] == refs[0] and [float(r[2]) for r in rows] == sorted((float(r[2]) for r in rows), reverse=True)
 
 
 def test_bad_input_exits_with_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
