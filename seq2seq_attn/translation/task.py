@@ -56,6 +56,7 @@ class TranslationTask:
         # Best segmentations (the filters' view) and the text, for subword sampling each epoch.
         self.best_src, self.best_tgt = self.train_src, self.train_tgt
         self.train_text = ([src_text[i] for i in keep], [tgt_text[i] for i in keep])
+        self.sampled_epoch: int | None = None  # the epoch whose sampled segmentation train_src/train_tgt hold
         # Dev: only empty pairs are dropped, so the dev BLEU is on (almost) the whole set.
         dev_src, dev_tgt, dev_where = read_corpus(d.dev, d)
         dev_keep, dev_report = filter_pairs(dev_src, dev_tgt, dev_src, dev_tgt, None, None)
@@ -89,8 +90,9 @@ class TranslationTask:
     def train_batches(self, epoch: int) -> list[list[int]]:
         d = self.cfg.data
         rng = np.random.default_rng([self.cfg.training.seed, epoch])
-        if d.sampling_alpha is not None:
+        if d.sampling_alpha is not None and self.sampled_epoch != epoch:  # the Trainer asks twice for epoch 0
             self.resample_subwords((self.cfg.training.seed * 100_003 + epoch) % 2**32)
+            self.sampled_epoch = epoch
         lengths = [max(len(s), len(t) + 1) for s, t in zip(self.train_src, self.train_tgt)]
         if d.batch_mode == "tokens":
             return length_batches(lengths, max_tokens=d.max_tokens, rng=rng)
