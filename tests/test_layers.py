@@ -199,6 +199,10 @@ def test_packed_rnn_gives_zeros_for_empty_rows_and_keeps_gradients() -> None:
     assert x.grad[[0, 2]].eq(0).all() and x.grad[1].abs().sum() > 0
     empty_out, empty_h = PackedRNN(3, 2, cell="gru")(x, torch.zeros(3, dtype=torch.long))
     assert empty_out.shape == (3, 4, 4) and empty_out.eq(0).all() and empty_h.shape == (1, 3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the cell may run in bf16; results keep the inputs' dtype
+        for lengths in (torch.tensor([0, 4, 2]), torch.tensor([1, 4, 2])):
+            outputs, (h, c) = enc(x, lengths)
+            assert outputs.dtype == h.dtype == c.dtype == torch.float32
     with pytest.raises(ValueError, match="unknown RNN cell 'rnn'"):
         PackedRNN(3, 2, cell="rnn")
 

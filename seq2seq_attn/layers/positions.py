@@ -58,8 +58,8 @@ class PositionalEncoding(nn.Module):
         """Positions start .. start + length - 1: (length, D)."""
         end = start + length
         if self.max_positions is not None and end > self.max_positions:
-            raise ValueError(f"sequence of {end} positions is longer than max_positions "
-                             f"({self.max_positions}); raise model.transformer.max_positions")
+            raise ValueError(f"sequence of {end} positions is longer than max_positions ({self.max_positions}); "
+                             f"raise the model's max_positions")
         if self.kind == "learned":
             return self.embedding.weight[start:end]
         if end > self.table.size(0):  # only without max_positions

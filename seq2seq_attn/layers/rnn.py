@@ -51,9 +51,9 @@ class PackedRNN(nn.Module):
         self.output_size = hidden_size * self.directions
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, FinalState]:
-        """x (N, T, E) (token ids (N, T) with an embedding), lengths (N,) -> outputs (N, T, D) in the inputs'
-        dtype, zeros at padding, and the final state (layers, N, D) (directions concatenated per layer; an
-        ``(h, c)`` pair for an LSTM)."""
+        """x (N, T, E) (token ids (N, T) with an embedding), lengths (N,) -> outputs (N, T, D), zeros at
+        padding, and the final state (layers, N, D) (directions concatenated per layer; an ``(h, c)`` pair for
+        an LSTM), both in the dtype of the (embedded) inputs whatever autocast ran the cell in."""
         if self.embedding is not None:
             x = self.input_dropout(self.embedding(x))  # (N, T, E)
         n, t, _ = x.shape
@@ -81,7 +81,7 @@ class PackedRNN(nn.Module):
         states, final = self.rnn(packed)
         states, _ = pad_packed_sequence(states, batch_first=True, total_length=total)  # (N', T, D)
         finals = list(final) if isinstance(final, tuple) else [final]
-        return states.to(x.dtype), [self._merge(h) for h in finals]
+        return states.to(x.dtype), [self._merge(h).to(x.dtype) for h in finals]
 
     def _merge(self, h: torch.Tensor) -> torch.Tensor:
         # (layers * directions, N, H) -> (layers, N, directions * H): the two directions side by side per layer.
