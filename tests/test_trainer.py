@@ -88,3 +88,21 @@ def test_cpu_threads_is_applied_by_the_trainer(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_threads_block_restores_the_callers_setting():
+    from seq2seq_attn.training.config import cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with cpu_threads(2):
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+        with cpu_threads(None):  # null: torch's setting stays
+            assert torch.get_num_threads() == 1
+        with pytest.raises(KeyError), cpu_threads(2):
+            raise KeyError("restored on errors too")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

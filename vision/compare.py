@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from seq2seq_attn.config import to_dict
+from seq2seq_attn.training.config import cpu_threads
 
 from .attention_maps import attention_heatmaps, plot_attention_maps
 from .benchmark import benchmark
@@ -101,27 +102,18 @@ def compare_modules(cfg: VisionCompareConfig, device: str | None = None,
                     log: Callable[[str], None] = print) -> list[ModuleResult]:
     """Run the whole comparison of ``cfg`` and write its outputs to ``cfg.compare.out_dir``; returns one row
     per module (a module that failed has ``error`` set when ``compare.skip_failed``)."""
-    threads = torch.get_num_threads()
-    cfg.training.apply_cpu_threads()
-    try:
+    with cpu_threads(cfg.training.cpu_threads):
         return _compare(cfg, device, log)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _benchmark_module(cfg: VisionCompareConfig, row: ModuleResult, num_classes: int, input_size: list[int],
                       bench_device: torch.device) -> None:
     """Fill ``row``'s parameters, FLOPs, latency and memory (``compare.bench_threads`` CPU threads)."""
     cc = cfg.compare
-    threads = torch.get_num_threads()
     torch.manual_seed(0)
     model = build_model(module_model_config(cfg, row.module), num_classes, input_size[1])
-    if cc.bench_threads and bench_device.type == "cpu":
-        torch.set_num_threads(cc.bench_threads)
-    try:
+    with cpu_threads((cc.bench_threads or None) if bench_device.type == "cpu" else None):
         stats = benchmark(model, input_size, num_classes, bench_device, cc.bench_warmup, cc.bench_repeats)
-    finally:
-        torch.set_num_threads(threads)
     for k, v in stats.items():
         setattr(row, k, v)
 

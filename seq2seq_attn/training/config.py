@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -103,3 +105,18 @@ class TrainingConfig:
             import torch
 
             torch.set_num_threads(self.cpu_threads)
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` inside the block (nothing when None), the previous count after it:
+    for library code, such as ``vision compare``, that must leave the caller's setting as it found it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
