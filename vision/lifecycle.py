@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ class VisionRun(LoadedRun):
     ``weights`` loaded and its ``task`` (the data splits, the normalization and the class count)."""
 
     cfg: VisionConfig
-    task: VisionTask
+    task: VisionTask = field(repr=False)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:

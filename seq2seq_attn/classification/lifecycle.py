@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -53,7 +53,7 @@ class ClassifierRun(LoadedRun):
     ``device``), its ``vocab`` and ``labels`` (the output order of the model) and the ``weights`` loaded."""
 
     cfg: ClassificationConfig
-    vocab: Vocab
+    vocab: Vocab = field(repr=False)
     labels: list[str]
 
     @property

@@ -9,7 +9,7 @@ Each task has one lifecycle module (``translation/lifecycle.py``, ``classificati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,8 +52,8 @@ class LoadedRun:
     """
 
     run_dir: Path
-    cfg: Any
-    model: nn.Module
+    cfg: Any = field(repr=False)
+    model: nn.Module = field(repr=False)
     device: torch.device
     weights: Path
 

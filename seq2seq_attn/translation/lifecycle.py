@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -53,7 +53,7 @@ class TranslationRun(LoadedRun):
     ``vocabs`` (the sentencepiece source/target models) and the ``weights`` file loaded."""
 
     cfg: TranslationConfig
-    vocabs: Vocabs
+    vocabs: Vocabs = field(repr=False)
     generator: torch.Generator | None = None  # the random source of sampling (seeded with decoding.seed)
 
     def translate(self, sources: Sequence[str], beam_size: int | None = None, n_best: int = 1,
