@@ -218,3 +218,36 @@ def test_translation_and_classifiers_share_the_packed_rnn() -> None:
     memory, final = encoders[0].eval()(src, src == 0)
     direct, direct_final = PackedRNN.forward(encoders[0], src, torch.tensor([3, 2]))
     assert torch.equal(memory, direct) and torch.equal(final, direct_final) and memory[1, 2].eq(0).all()
+
+
+def _reference_token_batches(lengths, max_tokens, seed):
+    """The translation batcher as every run before the shared layers used it (sort with random ties by
+    ``default_rng(seed)``, fill to the budget, shuffle the batch order by ``default_rng(seed + 1)``)."""
+    lengths = np.asarray(lengths)
+    order = np.lexsort((np.random.default_rng(seed).permutation(len(lengths)), lengths))
+    batches, current, longest = [], [], 0
+    for i in order.tolist():
+        new_longest = max(longest, int(lengths[i]))
+        if current and new_longest * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, new_longest = [], int(lengths[i])
+        current.append(i)
+        longest = new_longest
+    batches.append(current)
+    perm = np.random.default_rng(seed + 1).permutation(len(batches))
+    return [batches[j] for j in perm]
+
+
+def test_translation_batches_repeat_earlier_runs_batch_for_batch() -> None:
+    """Runs trained before the consolidation (and their recorded dev BLEU at each step) stay reproducible."""
+    from types import SimpleNamespace
+
+    from seq2seq_attn.translation.task import TranslationTask
+
+    lengths = np.random.default_rng(0).integers(1, 40, size=300)
+    data = SimpleNamespace(sampling_alpha=None, batch_mode="tokens", max_tokens=120)
+    task = SimpleNamespace(cfg=SimpleNamespace(data=data, training=SimpleNamespace(seed=7)),
+                           train_src=[[1] * int(n) for n in lengths], train_tgt=[[1] * int(n - 1) for n in lengths])
+    for epoch in (0, 3):
+        got = TranslationTask.train_batches(task, epoch)
+        assert got == _reference_token_batches(lengths, 120, 7 * 100_003 + epoch)

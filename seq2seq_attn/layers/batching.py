@@ -56,7 +56,7 @@ def _sentence_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Gener
 
 def length_batches(lengths: Sequence[int] | np.ndarray, *, batch_size: int | None = None,
                    max_tokens: int | None = None, rng: np.random.Generator | None = None,
-                   bucket: bool = True) -> list[list[int]]:
+                   bucket: bool = True, shuffle_rng: np.random.Generator | None = None) -> list[list[int]]:
     """Batches of indices into ``lengths`` (every index exactly once).
 
     Args:
@@ -68,6 +68,8 @@ def length_batches(lengths: Sequence[int] | np.ndarray, *, batch_size: int | Non
             order inside lengths and then for the batch order; ``None``: the evaluation order (see above).
         bucket: sentence-count mode only: sort by length (inside chunks of :data:`BUCKET_BATCHES` batches when
             shuffling); token-count mode always sorts.
+        shuffle_rng: the source of randomness for the batch order alone, when it must differ from ``rng``
+            (translation keeps the two streams it has always used, so its runs repeat batch for batch).
 
     Raises:
         ValueError: when not exactly one of ``batch_size``/``max_tokens`` is given, or it is not positive.
@@ -84,5 +86,6 @@ def length_batches(lengths: Sequence[int] | np.ndarray, *, batch_size: int | Non
     else:
         batches = _sentence_batches(lengths, batch_size, rng, bucket)
     if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
+        shuffle = rng if shuffle_rng is None else shuffle_rng
+        batches = [batches[i] for i in shuffle.permutation(len(batches))]
     return batches

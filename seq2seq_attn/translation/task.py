@@ -89,14 +89,15 @@ class TranslationTask:
 
     def train_batches(self, epoch: int) -> list[list[int]]:
         d = self.cfg.data
-        rng = np.random.default_rng([self.cfg.training.seed, epoch])
+        seed = self.cfg.training.seed * 100_003 + epoch  # the streams every earlier run used: same batches
         if d.sampling_alpha is not None and self.sampled_epoch != epoch:  # the Trainer asks twice for epoch 0
-            self.resample_subwords((self.cfg.training.seed * 100_003 + epoch) % 2**32)
+            self.resample_subwords(seed % 2**32)
             self.sampled_epoch = epoch
         lengths = [max(len(s), len(t) + 1) for s, t in zip(self.train_src, self.train_tgt)]
+        rng, shuffle_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
         if d.batch_mode == "tokens":
-            return length_batches(lengths, max_tokens=d.max_tokens, rng=rng)
-        return length_batches(lengths, batch_size=d.batch_size, rng=rng)
+            return length_batches(lengths, max_tokens=d.max_tokens, rng=rng, shuffle_rng=shuffle_rng)
+        return length_batches(lengths, batch_size=d.batch_size, rng=rng, shuffle_rng=shuffle_rng)
 
     def collate(self, indices: Sequence[int]) -> Batch:
         indices = list(indices)
