@@ -81,6 +81,26 @@ def test_describe_reads_every_kind_of_recorded_weights():
     assert describe(rng.random((2, 3, 5, 7)), 8, 4, 4)["kind"] == "other"
 
 
+def test_every_vision_module_is_drawn():
+    import torch
+
+    from seq2seq_attn.explore.vision import module_maps
+    from vision import list_attention
+    from vision.models import build_resnet
+
+    spatial_keys = {"non_local", "non_local_dot", "non_local_gaussian", "non_local_concat", "sagan", "da_pam",
+                    "danet", "criss_cross"}
+    for name in list_attention():
+        torch.manual_seed(0)
+        model = build_resnet("small", num_classes=3, in_channels=1, widths=[4, 8], blocks=[1, 1], attention=name)
+        _, entries = module_maps(model.eval(), torch.randn(1, 1, 8, 8))
+        kinds = {e["kind"] for e in entries}
+        assert entries and kinds <= {"spatial", "channel", "self"}, (name, kinds)
+        assert {e["stage"] for e in entries} == {1, 2}, name
+        if name in spatial_keys:
+            assert any(e["kind"] == "self" and e["kh"] for e in entries), name
+
+
 def test_group_maps_sorts_rnn_and_transformer_attention_by_kind():
     rng = np.random.default_rng(0)
     rnn = group_maps({"decoder.attention": rng.random((1, 6, 5))}, src_len=5, tgt_len=4)  # steps stacked
