@@ -2,8 +2,8 @@
 stage, captured with ``capture_attention``, and Grad-CAM (Selvaraju et al., 2017, through captum's
 ``LayerGradCam`` on the last stage) of the predicted class beside them.
 
-Each recorded map is shown by what its axes are (:func:`describe`): spatial gates (SE-free CBAM/sSE/BAM/
-Coordinate/Residual maps, GC's context weights) as overlays; channel gates (SE, ECA, CBAM channel, GE, ...) and
+Each recorded map is shown by what its axes are (:func:`describe`): spatial gates (CBAM spatial, sSE, BAM,
+Coordinate, Residual Attention; GC's context weights) as overlays; channel gates (SE, ECA, CBAM channel, GE, ...) and
 DA-Net's channel affinity as bars; self-attention over positions (Non-local, SAGAN, DA-Net PAM, criss-cross,
 ANL, OCR, A2) as a query picker: the chosen position's weights over the keys, drawn on the image when the keys
 are positions and as bars when they are pooled or region keys.
