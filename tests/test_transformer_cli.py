@@ -43,7 +43,8 @@ def test_transformer_train_test_translate_and_attention(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     # Greedy: the search's beam rule (a sentence stops once K hypotheses have ended) can let early garbage
     # endings win on such a tiny model; beam search itself is checked against the uncached model elsewhere.
-    scores = evaluate(run_dir, src, tgt, beam_size=1, out=io.StringIO())  # what `seq2seq-attn test` prints
+    # What `seq2seq-attn test` prints:
+    scores = evaluate(load_run(run_dir, "cpu"), src, tgt, beam_size=1, out=io.StringIO())
     assert scores[0].text.startswith("BLEU = 100.00")  # overfits the tiny corpus
 
     # A fresh process translates from the run dir alone.

@@ -26,13 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..translation.lifecycle import evaluate
+    from ..translation.lifecycle import evaluate, load_run
     from .translate import alignment_source, decoding_overrides
 
     if args.beam is not None and args.beam < 1:
         raise ValueError(f"--beam must be >= 1, got {args.beam}")
-    evaluate(args.run_dir, args.src, args.ref, args.beam, args.output, args.save_attention, args.device, args.which,
-             attention_npz=args.attention_npz, attention_heads=args.attention_heads, alpha=args.alpha,
-             decoding=decoding_overrides(args), prefix=args.prefix, alignments_out=args.alignments,
-             align=alignment_source(args))
+    run = load_run(args.run_dir, args.device, args.which, args.alpha, decoding_overrides(args))
+    evaluate(run, args.src, args.ref, args.beam, args.output, args.save_attention,
+             attention_npz=args.attention_npz, attention_heads=args.attention_heads, prefix=args.prefix,
+             alignments_out=args.alignments, align=alignment_source(args))
     return 0

@@ -143,19 +143,17 @@ def write_heatmaps(run: TranslationRun, sources: Sequence[str], hyps: Sequence[l
     return paths
 
 
-def evaluate(run_dir: str | Path, src: str | Path, ref: str | Path, beam_size: int | None = None,
-             output: Path | None = None, save_attention: Path | None = None, device: str = "auto",
-             which: str = "best", out: TextIO | None = None, attention_npz: Path | None = None,
-             attention_heads: Path | None = None, alpha: float | None = None, decoding: dict | None = None,
-             prefix: Path | None = None, alignments_out: Path | None = None,
-             align: AlignmentSource | None = None) -> list[CorpusScore]:
-    """Translate ``src``, score against ``ref`` (BLEU, chrF, TER with signatures) and print the scores to
-    ``out`` (default: the current ``sys.stdout``). ``attention_npz`` / ``attention_heads``: dump every
-    attention matrix / write per-head cross-attention heatmaps (see :mod:`.attention_export`). ``decoding``
-    overrides decoding options; ``prefix``: a file with each line's forced target prefix; ``alignments_out``:
-    write one Pharaoh word alignment per line (attention chosen by ``align``)."""
+def evaluate(run: TranslationRun, src: str | Path, ref: str | Path, beam_size: int | None = None,
+             output: Path | None = None, save_attention: Path | None = None, out: TextIO | None = None,
+             attention_npz: Path | None = None, attention_heads: Path | None = None, prefix: Path | None = None,
+             alignments_out: Path | None = None, align: AlignmentSource | None = None) -> list[CorpusScore]:
+    """Translate ``src`` with a loaded ``run``, score against ``ref`` (BLEU, chrF, TER with signatures) and
+    print the scores to ``out`` (default: the current ``sys.stdout``). ``attention_npz`` / ``attention_heads``:
+    dump every attention matrix / write per-head cross-attention heatmaps (see :mod:`.attention_export`);
+    ``prefix``: a file with each line's forced target prefix; ``alignments_out``: write one Pharaoh word
+    alignment per line (attention chosen by ``align``). Decoding options come from ``run.cfg.decoding`` (see
+    :func:`load_run` for overriding them)."""
     out = sys.stdout if out is None else out
-    run = load_run(run_dir, device, which, alpha, decoding)
     sources, refs = read_parallel(resolve_path(str(src)), resolve_path(str(ref)))
     prefixes = None if prefix is None else read_prefixes(prefix, len(sources))[: len(sources)]
     hyps = run.translate(sources, beam_size, prefixes=prefixes)
