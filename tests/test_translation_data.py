@@ -16,7 +16,7 @@ from seq2seq_attn.layers import length_batches
 from seq2seq_attn.translation.config import TranslationConfig
 from seq2seq_attn.translation.corpus import read_corpus, read_hf, read_lines, read_parallel, read_tsv
 from seq2seq_attn.translation.data import collate_pairs, filter_pairs
-from seq2seq_attn.translation.subwords import BOS, EOS, PAD, Vocabs
+from seq2seq_attn.translation.subwords import BOS, EOS, PAD, Vocabs, sample_pairs
 from seq2seq_attn.translation.task import TranslationTask, label_smoothed_nll
 
 DE = ["ein Haus", "zwei Katzen", "drei Hunde", "vier Bücher"]
@@ -217,3 +217,34 @@ def test_subword_sampling_config_checks() -> None:
                            ({"sampling_alpha": 0.1, "sampling_nbest_size": 1}, "sampling_nbest_size")]:
         with pytest.raises(ValueError, match=message):
             from_dict(TranslationConfig, {"data": {**base, **extra}})
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_subword_training_samples_both_sides_of_a_large_corpus(tmp_path: Path, joint: bool) -> None:
+    """Issue 18: sources and targets in disjoint alphabets, more sentences than ``max_sentences``. The old
+    sample (the first sentences of source-then-target) never saw a target, cutting it into unknowns; now the
+    frequent words of both languages are whole pieces, and the sample repeats exactly."""
+    latin = ["house", "garden", "river", "mountain", "window", "table"]
+    greek = ["σπίτι", "κήπος", "ποτάμι", "βουνό", "παράθυρο", "τραπέζι"]
+    cyrillic = ["дом", "сад", "река", "гора", "окно", "стол"]
+    rng = np.random.default_rng(0)
+    pairs = [rng.permutation(6)[:3] for _ in range(600)]
+    src = [" ".join(latin[i] for i in p) for p in pairs]
+    tgt = [" ".join((greek if n >= 300 else cyrillic)[i] for i in p) for n, p in enumerate(pairs)]
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    vocabs = Vocabs.build(tmp_path / "a", joint, src, tgt, 120, "unigram", 1.0, 200)
+    for side, words in ((vocabs.src, latin), (vocabs.tgt, greek), (vocabs.tgt, cyrillic)):
+        for word in words:
+            assert side.encode(word, out_type=str) == ["▁" + word], word
+    assert vocabs.tgt.unk_id() not in [t for ids in vocabs.encode_tgt(tgt) for t in ids]
+    Vocabs.build(tmp_path / "b", joint, src, tgt, 120, "unigram", 1.0, 200)
+    for name in ("spm.model",) if joint else ("spm.src.model", "spm.tgt.model"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_sample_pairs_is_even_seeded_and_whole_when_small() -> None:
+    assert sample_pairs(5, 10).tolist() == [0, 1, 2, 3, 4]
+    picked = sample_pairs(100_000, 1000)
+    assert len(set(picked.tolist())) == 1000 and (np.diff(picked) > 0).all()
+    assert picked.tolist() == sample_pairs(100_000, 1000).tolist()
+    assert 0.4 < np.mean(picked < 50_000) < 0.6  # both halves of the corpus alike, not its first lines

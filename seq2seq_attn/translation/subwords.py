@@ -11,9 +11,29 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import sentencepiece as spm
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+#: The seed of the subword-training sample: fixed, so that the same corpus and settings give the same model
+#: whatever the run's ``training.seed`` (and a cached model can be shared by runs).
+SAMPLE_SEED = 20_181_026
+
+
+def sample_pairs(num_pairs: int, max_pairs: int, seed: int = SAMPLE_SEED) -> np.ndarray:
+    """Sorted indices of the pairs a subword model is trained on: all of them when ``num_pairs <= max_pairs``,
+    else a seeded uniform sample of ``max_pairs`` without replacement (every part of the corpus alike, not
+    its first lines). (k,) int64."""
+    if num_pairs <= max_pairs:
+        return np.arange(num_pairs, dtype=np.int64)
+    return np.sort(np.random.default_rng(seed).choice(num_pairs, size=max_pairs, replace=False))
+
+
+def sample_sizes(joint: bool, max_sentences: int) -> int:
+    """How many pairs the subword training samples: a joint model sees both sides of each sampled pair, so
+    ``max_sentences // 2`` pairs; separate models see one side each, so ``max_sentences`` pairs."""
+    return max(1, max_sentences // 2) if joint else max_sentences
 
 
 def train_spm(sentences: Sequence[str], path: Path, vocab_size: int, model_type: str,
@@ -54,10 +74,17 @@ class Vocabs:
     @classmethod
     def build(cls, run_dir: Path, joint: bool, src_text: Sequence[str], tgt_text: Sequence[str], vocab_size: int,
               model_type: str, character_coverage: float, max_sentences: int) -> Vocabs:
-        """Load the run dir's models when present (resume), else train and save them."""
+        """Load the run dir's models when present (resume), else train and save them. The training sample is
+        the same pairs on both sides (:func:`sample_pairs`, at most ``max_sentences`` sentences per model): a
+        joint model sees the sampled sources, then their targets (on a small corpus: every source, then every
+        target), so a large corpus is not cut to its first sources only."""
         src_path, tgt_path = cls.paths(run_dir, joint)
         if src_path.is_file() and tgt_path.is_file():
             return cls.load(run_dir, joint)
+        if len(src_text) != len(tgt_text):
+            raise ValueError(f"subword training: {len(src_text)} source and {len(tgt_text)} target sentences")
+        keep = sample_pairs(len(src_text), sample_sizes(joint, max_sentences)).tolist()
+        src_text, tgt_text = [src_text[i] for i in keep], [tgt_text[i] for i in keep]
         if joint:
             sp = train_spm([*src_text, *tgt_text], src_path, vocab_size, model_type, character_coverage, max_sentences)
             return cls(sp, sp)
