@@ -28,11 +28,21 @@ from .scores import (
     Score,
     build_score,
 )
+from .stochastic import (
+    AttentionSamples,
+    CategoricalSample,
+    GumbelSoftmax,
+    ReinforceTerm,
+    SamplingNormalizer,
+    sampled_attention,
+    sampling_normalizers,
+)
 
 __all__ = [
-    "NORMALIZERS", "SCORE_NAMES", "AdditiveScore", "Attention", "ConcatScore", "CountNormalize", "DotScore",
-    "GeneralScore", "HardMax", "HardSigmoid", "LocationScore", "MultiHeadAttention", "Normalizer",
-    "RecordsAttention", "ScaledDotScore", "Score", "Sigmoid", "Softmax", "Tanh",
-    "build_normalizer", "build_score", "capture_attention", "check_normalizer_name", "combine_masks",
-    "masked_softmax", "merge_masks", "register_normalizer", "split_mask",
+    "NORMALIZERS", "SCORE_NAMES", "AdditiveScore", "Attention", "AttentionSamples", "CategoricalSample",
+    "ConcatScore", "CountNormalize", "DotScore", "GeneralScore", "GumbelSoftmax", "HardMax", "HardSigmoid",
+    "LocationScore", "MultiHeadAttention", "Normalizer", "RecordsAttention", "ReinforceTerm", "SamplingNormalizer",
+    "ScaledDotScore", "Score", "Sigmoid", "Softmax", "Tanh", "build_normalizer", "build_score", "capture_attention",
+    "check_normalizer_name", "combine_masks", "masked_softmax", "merge_masks", "register_normalizer",
+    "sampled_attention", "sampling_normalizers", "split_mask",
 ]

@@ -98,6 +98,17 @@ def build_normalizer(name: str, temperature: float = 1.0, **options: object) -> 
     return NORMALIZERS[check_normalizer_name(name)](temperature, **options)
 
 
+def check_normalizer_options(name: str, temperature: float, options: dict, key: str = "normalize_options") -> None:
+    """Build the normalizer once to check its options (for config checks): a bad or unknown option is a
+    ``ValueError`` naming ``key``."""
+    try:
+        build_normalizer(name, temperature, **options)
+    except TypeError as e:
+        raise ValueError(f"{key}: {name} does not take these options ({e})") from e
+    except ValueError as e:
+        raise ValueError(f"{key}: {e}") from e
+
+
 def _zero_masked(weights: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return weights if mask is None else weights.masked_fill(mask, 0.0)
 

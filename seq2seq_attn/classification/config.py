@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from ..attention.normalize import check_normalizer_name
+from ..attention.normalize import check_normalizer_name, check_normalizer_options
 from ..training.config import TrainingConfig
 
 FORMATS = ("csv", "tsv", "jsonl", "label_first", "trec", "hf")
@@ -80,6 +80,9 @@ class ModelConfig:
     # seq2seq_attn.attention.NORMALIZERS), and the temperature dividing the scores
     normalize: str = "softmax"
     temperature: float = 1.0
+    # options of the normalizer (e.g. categorical's entropy_weight, gumbel's tau schedule; see
+    # seq2seq_attn/attention/stochastic.py)
+    normalize_options: dict[str, Any] = field(default_factory=dict)
     dropout: float = 0.3
     embed_dropout: float = 0.1
     # transformer
@@ -103,7 +106,9 @@ class ModelConfig:
         check_normalizer_name(self.normalize)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.type == "transformer" and (self.normalize, self.temperature) != ("softmax", 1.0):
+        check_normalizer_options(self.normalize, self.temperature, self.normalize_options)
+        if self.type == "transformer" and (self.normalize, self.temperature, self.normalize_options) != (
+                "softmax", 1.0, {}):
             raise ValueError("normalize, temperature: only for type attention and han (the transformer's "
                              "attention is softmax)")
         for name in ("embed_dim", "hidden_size", "num_layers", "num_heads", "ff_dim", "num_queries"):

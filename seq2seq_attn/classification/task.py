@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attention import sampled_attention
 from ..layers import length_batches
 from ..training.checkpoint import read_latest
 from ..training.task import StepOutput
@@ -198,12 +199,16 @@ class ClassificationTask:
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        out = model(**inputs)
+        with sampled_attention(model) as samples:  # stochastic attention records its samples
+            out = model(**inputs)
         labels = batch["labels"]
         loss_sum = F.cross_entropy(out.logits.float(), labels, reduction="sum")
-        correct = (out.logits.argmax(-1) == labels).sum().item()
+        hits = out.logits.argmax(-1) == labels  # (B,)
         n = labels.numel()
-        return StepOutput(loss_sum, n, n, {"acc": correct / max(1, n)})
+        logs = {"acc": hits.sum().item() / max(1, n)}
+        # REINFORCE reward of hard attention: 1 for a correct classification, 0 otherwise
+        loss_sum = samples.add_to(loss_sum, lambda: hits.float(), logs)
+        return StepOutput(loss_sum, n, n, logs)
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         split = self.data.valid if self.data.valid is not None else self.data.train

@@ -15,9 +15,9 @@ Example (``configs/demo.yaml``)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
-from ..attention.normalize import check_normalizer_name
+from ..attention.normalize import check_normalizer_name, check_normalizer_options
 from ..training.config import TrainingConfig
 from .transformer_config import TransformerConfig
 
@@ -125,11 +125,15 @@ class RNNConfig:
     # normalizer of the attention core, by name (softmax, sigmoid, hard, ...: seq2seq_attn.attention.NORMALIZERS)
     normalize: str = "softmax"
     temperature: float = 1.0  # divides the scores before normalizing
+    # options of the normalizer, e.g. {expectation_prob: 0.5, baseline_decay: 0.9, entropy_weight: 0.01} for
+    # categorical, {tau: 1.0, tau_min: 0.5, anneal_rate: 1.0e-4} for gumbel (seq2seq_attn/attention/stochastic.py)
+    normalize_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_normalizer_name(self.normalize)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        check_normalizer_options(self.normalize, self.temperature, self.normalize_options)
         if self.decoder == "bahdanau" and self.attention != "global":
             raise ValueError("local attention (local-m, local-p) needs decoder: luong")
         if self.window < 1:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..attention import sampled_attention
 from ..layers import length_batches
 from ..training.task import StepOutput
 from .config import SearchOptions, TranslationConfig
@@ -33,6 +34,13 @@ def label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, epsilon: floa
         return nll, nll
     smooth = (-lprobs.mean(-1)).masked_fill(~keep, 0.0).sum()
     return (1 - epsilon) * nll + epsilon * smooth, nll
+
+
+def sentence_nll(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = PAD) -> torch.Tensor:
+    """Per-sentence NLL summed over its non-pad targets: logits (B, T, V), target (B, T) -> (B,)."""
+    lprobs = torch.log_softmax(logits.float(), dim=-1)
+    nll = -lprobs.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # (B, T)
+    return nll.masked_fill(target == ignore_index, 0.0).sum(-1)
 
 
 class TranslationTask:
@@ -104,11 +112,15 @@ class TranslationTask:
         return collate_pairs([self.train_src[i] for i in indices], [self.train_tgt[i] for i in indices], indices)
 
     def loss(self, model: nn.Module, batch: Batch) -> StepOutput:
-        logits = model(batch.src, batch.src_pad_mask, batch.tgt_in)  # (B, T, V)
+        with sampled_attention(model) as samples:  # stochastic attention records its samples
+            logits = model(batch.src, batch.src_pad_mask, batch.tgt_in)  # (B, T, V)
         loss, nll = label_smoothed_nll(logits, batch.tgt_out, self.cfg.label_smoothing)
         tokens = batch.num_tokens
         units = tokens + int((~batch.src_pad_mask).sum())
-        return StepOutput(loss, tokens, units, {"nll": float(nll.detach()) / max(1, tokens)})
+        logs = {"nll": float(nll.detach()) / max(1, tokens)}
+        # REINFORCE reward of hard attention (Xu et al., 2015): log p(y | x, s), the negative sentence NLL
+        loss = samples.add_to(loss, lambda: -sentence_nll(logits.detach(), batch.tgt_out), logs)
+        return StepOutput(loss, tokens, units, logs)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:

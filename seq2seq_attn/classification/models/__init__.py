@@ -16,7 +16,7 @@ def build_model(cfg: ModelConfig, vocab_size: int, num_classes: int) -> nn.Modul
     """The classifier named by ``cfg.type``."""
     common = dict(vocab_size=vocab_size, num_classes=num_classes, embed_dim=cfg.embed_dim, score=cfg.score,
                   attention_dim=cfg.attention_dim, dropout=cfg.dropout, embed_dropout=cfg.embed_dropout)
-    normalizer = dict(normalize=cfg.normalize, temperature=cfg.temperature)
+    normalizer = dict(normalize=cfg.normalize, temperature=cfg.temperature, normalize_options=cfg.normalize_options)
     if cfg.type == "attention":
         return AttentionClassifier(hidden_size=cfg.hidden_size, encoder=cfg.encoder, num_queries=cfg.num_queries,
                                    **normalizer, **common)

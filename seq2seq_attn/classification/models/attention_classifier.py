@@ -16,13 +16,14 @@ class AttentionClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, hidden_size: int = 128,
                  encoder: str = "lstm", score: str = "additive", attention_dim: int | None = None,
                  dropout: float = 0.3, embed_dropout: float = 0.1, num_queries: int = 1, normalize: str = "softmax",
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, normalize_options: dict | None = None) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.encoder = None if encoder == "none" else PackedRNN(embed_dim, hidden_size, cell=encoder)
         dim = embed_dim if self.encoder is None else self.encoder.output_size
-        self.pool = QueryAttentionPooling(dim, score, attention_dim, num_queries, normalize, temperature)
+        self.pool = QueryAttentionPooling(dim, score, attention_dim, num_queries, normalize, temperature,
+                                          normalize_options)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.pool.output_size, num_classes)
 

@@ -15,16 +15,17 @@ from .pooling import QueryAttentionPooling
 class HAN(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, hidden_size: int = 64,
                  score: str = "additive", attention_dim: int | None = None, dropout: float = 0.3,
-                 embed_dropout: float = 0.1, normalize: str = "softmax", temperature: float = 1.0) -> None:
+                 embed_dropout: float = 0.1, normalize: str = "softmax", temperature: float = 1.0,
+                 normalize_options: dict | None = None) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.word_encoder = PackedRNN(embed_dim, hidden_size, cell="gru")
         self.word_pool = QueryAttentionPooling(2 * hidden_size, score, attention_dim, normalize=normalize,
-                                               temperature=temperature)
+                                               temperature=temperature, normalize_options=normalize_options)
         self.sentence_encoder = PackedRNN(2 * hidden_size, hidden_size, cell="gru")
         self.sentence_pool = QueryAttentionPooling(2 * hidden_size, score, attention_dim, normalize=normalize,
-                                               temperature=temperature)
+                                               temperature=temperature, normalize_options=normalize_options)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden_size, num_classes)
 

@@ -32,14 +32,16 @@ class QueryAttentionPooling(nn.Module):
         score: ``scaled_dot`` or ``additive``.
         attention_dim: hidden size of the additive score (default D).
         num_queries: r.
-        normalize, temperature: the core normalizer by name (``build_normalizer``).
+        normalize, temperature, normalize_options: the core normalizer by name and its options
+            (``build_normalizer``).
 
     Raises:
         ValueError: unknown score or normalizer, ``num_queries < 1``.
     """
 
     def __init__(self, dim: int, score: str = "additive", attention_dim: int | None = None,
-                 num_queries: int = 1, normalize: str = "softmax", temperature: float = 1.0) -> None:
+                 num_queries: int = 1, normalize: str = "softmax", temperature: float = 1.0,
+                 normalize_options: dict | None = None) -> None:
         super().__init__()
         if num_queries < 1:
             raise ValueError(f"num_queries must be >= 1, got {num_queries}")
@@ -49,7 +51,7 @@ class QueryAttentionPooling(nn.Module):
         if score not in ("scaled_dot", "additive"):
             raise ValueError(f"unknown pooling score {score!r}: expected scaled_dot or additive")
         self.attention = Attention(build_score(score, dim, dim, attention_dim or dim),
-                                   build_normalizer(normalize, temperature))
+                                   build_normalizer(normalize, temperature, **(normalize_options or {})))
 
     def forward(
         self,

@@ -79,7 +79,8 @@ def build_rnn_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) 
     out_dim = r.emb_dim if cfg.tie_embeddings else r.dec_hidden
     common = dict(emb_dim=r.emb_dim, enc_dim=enc_dim, hidden=r.dec_hidden, layers=r.dec_layers, cell=r.cell,
                   dropout=r.dropout, score=r.score, attn_hidden=r.attn_hidden, out_dim=out_dim,
-                  max_src_len=r.max_src_len, normalize=r.normalize, temperature=r.temperature)
+                  max_src_len=r.max_src_len, normalize=r.normalize, temperature=r.temperature,
+                  normalize_options=r.normalize_options)
     try:
         if r.decoder == "bahdanau":
             decoder = BahdanauDecoder(**common)

@@ -88,10 +88,10 @@ class BahdanauDecoder(RNNDecoderBase):
 
     def __init__(self, emb_dim: int, enc_dim: int, hidden: int, layers: int, cell: str, dropout: float,
                  score: str, attn_hidden: int | None, out_dim: int, max_src_len: int, normalize: str = "softmax",
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, normalize_options: dict | None = None) -> None:
         super().__init__(emb_dim + enc_dim, hidden, layers, cell, dropout)
         self.attention = Attention(build_score(score, hidden, enc_dim, attn_hidden, max_src_len),
-                                   build_normalizer(normalize, temperature))
+                                   build_normalizer(normalize, temperature, **(normalize_options or {})))
         self.readout = nn.Linear(hidden + enc_dim + emb_dim, out_dim)
 
     def forward(self, emb: torch.Tensor, state: dict, enc: EncoderOutput) -> tuple[torch.Tensor, dict, torch.Tensor]:
@@ -109,10 +109,11 @@ class LuongDecoder(RNNDecoderBase):
 
     def __init__(self, emb_dim: int, enc_dim: int, hidden: int, layers: int, cell: str, dropout: float,
                  score: str, attn_hidden: int | None, out_dim: int, max_src_len: int, attention: str,
-                 window: int, input_feeding: bool, normalize: str = "softmax", temperature: float = 1.0) -> None:
+                 window: int, input_feeding: bool, normalize: str = "softmax", temperature: float = 1.0,
+                 normalize_options: dict | None = None) -> None:
         super().__init__(emb_dim + (out_dim if input_feeding else 0), hidden, layers, cell, dropout)
         score_fn = build_score(score, hidden, enc_dim, attn_hidden, max_src_len)
-        normalizer = build_normalizer(normalize, temperature)
+        normalizer = build_normalizer(normalize, temperature, **(normalize_options or {}))
         if attention == "global":
             self.attention = Attention(score_fn, normalizer)
         else:
