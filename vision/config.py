@@ -31,6 +31,10 @@ class VisionDataConfig:
     image_column: str | None = None  # hf: default img, image or pixel_values
     label_column: str = "label"
     cache_dir: str | None = None
+    # npz of 28x28 digits only: one of Mnih et al.'s (2014) MNIST benchmarks made from them and cached
+    # (vision/mnist_variants.py): centered, translated (60x60), cluttered (60x60, 4 pieces), cluttered100
+    variant: Literal["centered", "translated", "cluttered", "cluttered100"] | None = None
+    variant_seed: int = 0
     max_train: int | None = None  # the first N (shuffled with data_seed) training images
     max_test: int | None = None  # N test images (a random subset drawn with data_seed; files are class-ordered)
     valid: Literal["test", "holdout"] = "test"
@@ -48,6 +52,8 @@ class VisionDataConfig:
     def __post_init__(self) -> None:
         if self.source == "npz" and not self.path:
             raise ValueError("data.path is required for source 'npz' (e.g. shared:mnist/mnist.npz)")
+        if self.variant is not None and self.source != "npz":
+            raise ValueError("data.variant needs source npz (an MNIST .npz of 28x28 digits)")
         if self.source == "hf" and not self.hf_name:
             raise ValueError("data.hf_name is required for source 'hf' (a save_to_disk folder or a dataset name)")
         if self.batch_size < 1 or self.eval_batch_size < 1:
@@ -65,8 +71,37 @@ class VisionDataConfig:
 
 
 @dataclass
+class RecurrentConfig:
+    """The recurrent attention models (``arch: ram``, Mnih et al., 2014; ``arch: soft_rnn``, the same recurrent
+    model with soft attention over a CNN feature map; see ``vision/models/ram.py``)."""
+
+    glimpses: int = 6  # G glimpses (ram) or attention steps (soft_rnn)
+    patch: int = 8  # g: side in pixels of the finest patch and of each resized patch
+    scales: int = 1  # k patches per glimpse, each twice as wide as the one before
+    std: float = 0.17  # the location policy's standard deviation, in [-1, 1] image units
+    what_hidden: int = 128  # glimpse network: the "what" pathway
+    where_hidden: int = 128  # glimpse network: the "where" pathway
+    hidden: int = 256  # glimpse feature and recurrent state size
+    core: Literal["rnn", "lstm"] = "rnn"
+    cnn_widths: list[int] = field(default_factory=lambda: [16, 32])  # soft_rnn: conv3x3-ReLU-maxpool stages
+    attention_dim: int = 128  # soft_rnn: additive attention's hidden size
+
+    def __post_init__(self) -> None:
+        sizes = (self.glimpses, self.patch, self.scales, self.what_hidden, self.where_hidden, self.hidden,
+                 self.attention_dim, *self.cnn_widths)
+        if min(sizes) < 1 or not self.cnn_widths:
+            raise ValueError("glimpses, patch, scales, hidden sizes and cnn_widths must be >= 1")
+        if not self.std > 0:
+            raise ValueError(f"std must be > 0, got {self.std}")
+
+
+RECURRENT_ARCHS = ("ram", "soft_rnn")
+
+
+@dataclass
 class VisionModelConfig:
-    """The backbone and where the attention module goes (see ``vision/models/resnet.py``).
+    """The backbone and where the attention module goes (see ``vision/models/resnet.py``), or a recurrent
+    attention model (``arch: ram`` or ``soft_rnn``, configured by ``recurrent``).
 
     ``attention``: a name from ``vision.list_attention()`` or null for the plain ResNet;
     ``attention_kwargs`` go to ``vision.create_attention`` (e.g. ``{rd_ratio: 0.0625}``);
@@ -84,10 +119,11 @@ class VisionModelConfig:
     attention_kwargs: dict[str, Any] = field(default_factory=dict)
     attention_stages: list[int] | None = None
     attention_position: Literal["block", "stage"] = "block"
+    recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)  # arch ram and soft_rnn
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
+        if self.arch not in (*ARCHS, *RECURRENT_ARCHS):
+            raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join((*ARCHS, *RECURRENT_ARCHS))}")
         if self.stem_stride < 1:
             raise ValueError(f"stem_stride must be >= 1, got {self.stem_stride}")
         if self.attention in ("", "none"):

@@ -106,8 +106,11 @@ def _decoded_jpeg_split(path: Path, data: np.lib.npyio.NpzFile, split: str, cach
     return x
 
 
-def load_npz(path: str | Path, split: str, cache: str | Path | None = None) -> ImageSet:
-    """Load ``split`` ("train" or "test") of an image ``.npz`` (plain arrays or JPEG bytes, see module doc)."""
+def load_npz(path: str | Path, split: str, cache: str | Path | None = None, variant: str | None = None,
+             variant_seed: int = 0) -> ImageSet:
+    """Load ``split`` ("train" or "test") of an image ``.npz`` (plain arrays or JPEG bytes, see module doc);
+    ``variant``: one of Mnih et al.'s MNIST benchmarks made from its 28×28 digits
+    (:mod:`vision.mnist_variants`: centered, translated, cluttered, cluttered100), cached."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     path = resolve_path(str(path))
@@ -126,6 +129,10 @@ def load_npz(path: str | Path, split: str, cache: str | Path | None = None) -> I
             raise ValueError(f"{path}: missing key y_{split}")
         y = data[f"y_{split}"].astype(np.int64)
         classes = [str(c) for c in data["classes"]] if "classes" in keys else None
+    if variant is not None:
+        from .mnist_variants import cached_variant
+
+        x = cached_variant(path, _file_digest(path), x, variant, split, variant_seed, cache_dir(cache))
     x = _to_nchw(x, str(path))
     if len(x) != len(y):
         raise ValueError(f"{path}: {len(x)} {split} images but {len(y)} labels")

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import torch
 
+from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
 
 from .config import VisionConfig
+from .glimpse import plot_glimpse_paths
+from .models.ram import RecurrentAttentionModel
 from .task import VisionTask
 
 
@@ -69,5 +72,24 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
     code = run_training(task, cfg.training, cfg, resume=resume, overwrite=overwrite, device=device)
     if code != 0 or int(os.environ.get("RANK", "0")) != 0:
         return code
-    evaluate(load_run(cfg.training.run_dir, device or cfg.training.device, "best", task=task))
+    run = load_run(cfg.training.run_dir, device or cfg.training.device, "best", task=task)
+    evaluate(run)
+    if isinstance(run.model, RecurrentAttentionModel):
+        print(f"glimpse paths: {write_glimpse_paths(run)}")
     return 0
+
+
+@torch.no_grad()
+def write_glimpse_paths(run: VisionRun, count: int = 6, name: str = "glimpses.png") -> Path:
+    """Plot the glimpse paths of a RAM run on the first ``count`` test images (read through
+    ``capture_attention``) to ``run_dir/name``; titles give the label and the prediction."""
+    test = run.task.test_set
+    images = test.images[:count]
+    with capture_attention(run.model) as maps:
+        probs = run.predict(images)
+    locations = maps[""][0]  # (B, G, 2), the RAM's one record of the pass
+    titles = [f"{test.classes[y]} -> {test.classes[p]}" for y, p in zip(test.labels[:count].tolist(),
+                                                                       probs.argmax(-1).tolist())]
+    model = run.model
+    return plot_glimpse_paths(images.float() / 255.0, locations, model.patch, model.scales,
+                              run.run_dir / name, titles)

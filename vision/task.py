@@ -19,12 +19,13 @@ from seq2seq_attn.training.task import StepOutput
 from .config import VisionConfig, VisionDataConfig, VisionModelConfig
 from .data import ImageSet, Normalize, augment, batch_seed, channel_stats, load_hf, load_npz
 from .models import build_resnet
+from .models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
 
 
 def load_split(cfg: VisionDataConfig, split: str) -> ImageSet:
     """``split`` ("train"/"test") of the configured source."""
     if cfg.source == "npz":
-        return load_npz(cfg.path, split, cfg.cache_dir)
+        return load_npz(cfg.path, split, cfg.cache_dir, cfg.variant, cfg.variant_seed)
     hf_split = cfg.hf_train_split if split == "train" else cfg.hf_test_split
     return load_hf(cfg.hf_name or "", hf_split, cfg.hf_config, cfg.image_column, cfg.label_column)
 
@@ -50,7 +51,14 @@ def prepare_data(cfg: VisionDataConfig) -> tuple[ImageSet, ImageSet, ImageSet]:
 
 
 def build_model(cfg: VisionModelConfig, num_classes: int, in_channels: int) -> nn.Module:
-    """The configured ResNet with its attention modules."""
+    """The configured ResNet with its attention modules, or a recurrent attention model."""
+    r = cfg.recurrent
+    if cfg.arch == "ram":
+        return RecurrentAttentionModel(num_classes, in_channels, r.glimpses, r.patch, r.scales, r.std,
+                                       r.what_hidden, r.where_hidden, r.hidden, r.core)
+    if cfg.arch == "soft_rnn":
+        return SoftAttentionRNN(num_classes, in_channels, r.glimpses, tuple(r.cnn_widths), r.hidden,
+                                r.attention_dim, r.core)
     return build_resnet(
         cfg.arch, num_classes=num_classes, in_channels=in_channels, shortcut=cfg.shortcut, blocks=cfg.blocks,
         widths=cfg.widths, stem_stride=cfg.stem_stride, dropout=cfg.dropout, attention=cfg.attention,
@@ -119,8 +127,12 @@ class VisionTask:
         logits = model(self.prepare_inputs(batch["images"], batch["seed"]))  # (B, num_classes)
         loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=self.config.label_smoothing)
         n = labels.shape[0]
-        correct = (logits.argmax(-1) == labels).sum().item()
-        return StepOutput(loss_sum=loss, num_items=n, num_units=n, logs={"acc": correct / max(n, 1)})
+        logs = {"acc": (logits.argmax(-1) == labels).sum().item() / max(n, 1)}
+        policy = policy_loss(model, logits, labels)  # RAM: REINFORCE on the glimpse locations + baseline
+        if policy is not None:
+            loss = loss + policy[0]
+            logs.update(policy[1])
+        return StepOutput(loss_sum=loss, num_items=n, num_units=n, logs=logs)
 
     @torch.no_grad()
     def evaluate_set(self, model: nn.Module, images: ImageSet, device: torch.device | str) -> dict[str, float]:

@@ -1,0 +1,136 @@
+"""Recurrent Models of Visual Attention (Mnih et al., 2014): the glimpse sensor (shapes, a hand-checked crop),
+the locations captured, the policy loss, a few training steps through the Trainer with the glimpse plot, and
+the deterministic MNIST variants."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from seq2seq_attn.attention import capture_attention
+from seq2seq_attn.cli import main
+from vision.glimpse import glimpse_sensor, pixel_centre
+from vision.mnist_variants import VARIANTS, make_variant
+from vision.models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
+
+
+def test_sensor_shapes_and_a_hand_checked_crop():
+    img = torch.arange(64.0).view(1, 1, 8, 8)  # pixel (r, c) = 8 r + c
+    # centre between pixels 3 and 4 of both axes: the 2x2 patch is rows 3-4, cols 3-4
+    out = glimpse_sensor(img, torch.zeros(1, 2), patch=2, scales=3)
+    assert out.shape == (1, 3, 1, 2, 2)
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([[27.0, 28.0], [35.0, 36.0]]))
+    # scale 2: the 4x4 patch rows/cols 2-5, averaged in 2x2 blocks
+    block = img[0, 0, 2:6, 2:6].reshape(2, 2, 2, 2).mean((1, 3))
+    torch.testing.assert_close(out[0, 1, 0], block)
+    # scale 3: the 8x8 patch is the whole image, averaged in 4x4 blocks
+    torch.testing.assert_close(out[0, 2, 0], img[0, 0].reshape(2, 4, 2, 4).mean((1, 3)))
+    # top-left corner location (-1, -1): three quarters of the 2x2 patch are outside (zeros)
+    corner = glimpse_sensor(img + 1, torch.tensor([[-1.0, -1.0]]), 2, 1)[0, 0, 0]
+    torch.testing.assert_close(corner, torch.tensor([[0.0, 0.0], [0.0, 1.0]]))  # only pixel (0, 0) = 0 + 1
+    # shifted by one pixel right (2/W in x): columns 4-5
+    shifted = glimpse_sensor(img, torch.tensor([[0.25, 0.0]]), 2, 1)[0, 0, 0]
+    torch.testing.assert_close(shifted, torch.tensor([[28.0, 29.0], [36.0, 37.0]]))
+    torch.testing.assert_close(pixel_centre(torch.tensor([0.25, 0.0]), 8, 8), torch.tensor([4.5, 3.5]))
+    # batched: every image gets its own location, colour channels kept
+    imgs = torch.rand(5, 3, 20, 30)
+    locs = torch.rand(5, 2) * 2 - 1
+    out = glimpse_sensor(imgs, locs, 4, 2)
+    assert out.shape == (5, 2, 3, 4, 4)
+    torch.testing.assert_close(out[3:4], glimpse_sensor(imgs[3:4], locs[3:4], 4, 2))
+    with pytest.raises(ValueError, match="locations must be"):
+        glimpse_sensor(imgs, locs[:2], 4, 2)
+
+
+def test_locations_are_captured_and_evaluation_is_deterministic():
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(10, 1, glimpses=4, patch=4, scales=2, hidden=32, what_hidden=16,
+                                    where_hidden=16)
+    x = torch.rand(3, 1, 28, 28)
+    with capture_attention(model) as maps:
+        model.eval()
+        a = model(x)
+        b = model(x)
+    assert list(maps) == [""] and len(maps[""]) == 2 and maps[""][0].shape == (3, 4, 2)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(maps[""][0], maps[""][1])
+    assert model._policy is None  # nothing kept for the policy loss in evaluation
+    model.train()
+    logits = model(x)
+    log_prob, baseline = model._policy
+    assert log_prob.shape == baseline.shape == (3, 4)
+    loss, logs = policy_loss(model, logits, torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert model.locator.weight.grad.abs().sum() > 0 and model.baseline.weight.grad.abs().sum() > 0
+    assert model._policy is None and set(logs) == {"reward", "baseline"}
+    assert policy_loss(model, logits, torch.tensor([0, 1, 2])) is None
+
+
+def test_policy_loss_is_reinforce_plus_baseline_regression():
+    model = RecurrentAttentionModel(3, 1, glimpses=2, patch=2, hidden=4, what_hidden=4, where_hidden=4)
+    log_prob = torch.tensor([[-1.0, -2.0], [-0.5, -0.1]], requires_grad=True)
+    baseline = torch.tensor([[0.2, 0.4], [0.6, 0.1]], requires_grad=True)
+    model._policy = (log_prob, baseline)
+    logits = torch.tensor([[5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    loss, _ = policy_loss(model, logits, torch.tensor([0, 2]))  # first correct (R=1), second wrong (R=0)
+    reward = torch.tensor([[1.0], [0.0]])
+    want = -((reward - baseline.detach()) * log_prob).sum() + ((baseline - reward) ** 2).sum()
+    torch.testing.assert_close(loss, want)
+
+
+def test_soft_attention_rnn_records_weights_over_the_feature_map():
+    model = SoftAttentionRNN(10, 1, steps=3, widths=(4, 8), hidden=16, attention_dim=8)
+    with capture_attention(model) as maps:
+        logits = model(torch.rand(2, 1, 28, 28))
+    assert logits.shape == (2, 10)
+    weights = maps["attention"]
+    assert len(weights) == 3 and weights[0].shape == (2, 1, 49)
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(2, 1))
+
+
+def test_variants_are_deterministic_and_hold_the_digit():
+    rng = np.random.default_rng(0)
+    digits = np.zeros((6, 28, 28), dtype=np.uint8)
+    digits[:, 4:24, 10:18] = rng.integers(100, 256, (6, 20, 8))
+    for name, (size, clutter, _) in VARIANTS.items():
+        a, b = make_variant(digits, name, 3), make_variant(digits, name, 3)
+        assert a.shape == (6, size, size) and a.dtype == np.uint8 and np.array_equal(a, b)
+        # the whole digit is somewhere on the canvas (pasting keeps the pixel-wise maximum)
+        windows = np.lib.stride_tricks.sliding_window_view(a, (28, 28), axis=(1, 2))  # (6, P, P, 28, 28)
+        assert (windows >= digits[:, None, None]).all((-2, -1)).any((1, 2)).all()
+        assert (a > 0).sum() >= (digits > 0).sum() + (clutter > 0)  # clutter adds ink
+    assert not np.array_equal(make_variant(digits, "translated", 3), make_variant(digits, "translated", 4))
+    with pytest.raises(ValueError, match="unknown MNIST variant"):
+        make_variant(digits, "rotated", 0)
+
+
+def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    y_train, y_test = np.arange(40) % 2, np.arange(10) % 2
+    x_train = np.zeros((40, 28, 28), dtype=np.uint8)
+    x_test = np.zeros((10, 28, 28), dtype=np.uint8)
+    for x, y in ((x_train, y_train), (x_test, y_test)):  # class 0: a bar on the left, class 1: on the right
+        for i, label in enumerate(y):
+            x[i, 6:22, (4 if label == 0 else 18):(10 if label == 0 else 24)] = rng.integers(150, 256, (16, 6))
+    npz = tmp_path / "digits.npz"
+    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    config = tmp_path / "ram.yaml"
+    config.write_text(f"""
+data: {{path: {npz}, variant: translated, mean: [0.0], std: [1.0], augment: false, batch_size: 8}}
+model: {{arch: ram, recurrent: {{glimpses: 3, patch: 8, scales: 3, std: 0.2, hidden: 32, what_hidden: 16,
+        where_hidden: 16}}}}
+training: {{run_dir: {tmp_path / 'run'}, device: cpu, cpu_threads: 1, lr: 0.003, max_epochs: 3, metric: acc,
+           metric_mode: max, log_every: 1, progress: false}}
+""", encoding="utf-8")
+    assert main(["vision", "train", str(config)]) == 0
+    run = tmp_path / "run"
+    assert (run / "glimpses.png").stat().st_size > 1000
+    logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("reward" in r for r in logs)
+    assert json.loads((run / "test_metrics.json").read_text())["err"] <= 100
+    cached = list((tmp_path / "cache" / "vision").glob("digits-*-translated-train-s0-v1.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (40, 60, 60)

@@ -1,0 +1,79 @@
+"""The four MNIST benchmarks of Mnih et al. (2014, "Recurrent Models of Visual Attention", section 4.1), made
+deterministically from an MNIST ``.npz`` and cached like the decoded CIFAR-10 copy (:mod:`vision.data`).
+
+- ``centered``: the 28×28 digits as they are;
+- ``translated``: each digit placed at a uniformly random position on a 60×60 black canvas;
+- ``cluttered``: translated 60×60 plus 4 distractor pieces, 8×8 crops at random positions of random other
+  digits of the same split, pasted at random positions (pixel-wise maximum);
+- ``cluttered100``: 100×100 with 8 such pieces.
+
+Everything random comes from a numpy generator seeded by the variant, the split and ``seed``, so the same
+inputs give the same images; the result is cached as ``.npy`` in ``cache_dir/vision``, keyed by the source
+file's content hash, the variant, the split, the seed and :data:`VERSION`.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+#: variant -> (canvas side, distractor pieces, piece side)
+VARIANTS: dict[str, tuple[int, int, int]] = {
+    "centered": (28, 0, 8), "translated": (60, 0, 8), "cluttered": (60, 4, 8), "cluttered100": (100, 8, 8),
+}
+VERSION = 1  # bump when the generator changes, so old caches are not reused
+
+
+def place(canvas: np.ndarray, pieces: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+    """Paste ``pieces`` (N, h, w) into ``canvas`` (N, H, W) at top-left corners ``rows``, ``cols`` (N,), in
+    place, keeping the pixel-wise maximum (vectorized over N)."""
+    n, h, w = pieces.shape
+    r = rows[:, None, None] + np.arange(h)[None, :, None]  # (N, h, 1)
+    c = cols[:, None, None] + np.arange(w)[None, None, :]  # (N, 1, w)
+    idx = np.arange(n)[:, None, None]
+    canvas[idx, r, c] = np.maximum(canvas[idx, r, c], pieces)
+
+
+def make_variant(digits: np.ndarray, variant: str, seed: int) -> np.ndarray:
+    """``digits`` uint8 (N, 28, 28) -> the ``variant``'s uint8 images (N, S, S) (see the module doc).
+
+    Raises:
+        ValueError: unknown variant or digits not (N, 28, 28) uint8.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown MNIST variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    if digits.dtype != np.uint8 or digits.ndim != 3 or digits.shape[1:] != (28, 28):
+        raise ValueError(f"digits must be uint8 (N, 28, 28), got {digits.dtype} {digits.shape}")
+    size, clutter, piece = VARIANTS[variant]
+    if variant == "centered":
+        return digits.copy()
+    n = len(digits)
+    rng = np.random.default_rng([zlib.crc32(variant.encode()), seed])
+    canvas = np.zeros((n, size, size), dtype=np.uint8)
+    for _ in range(clutter):
+        src = (np.arange(n) + rng.integers(1, max(2, n), n)) % n  # another digit (n > 1)
+        top, left = rng.integers(0, 28 - piece + 1, n), rng.integers(0, 28 - piece + 1, n)
+        r = top[:, None, None] + np.arange(piece)[None, :, None]
+        c = left[:, None, None] + np.arange(piece)[None, None, :]
+        pieces = digits[src[:, None, None], r, c]  # (N, piece, piece)
+        place(canvas, pieces, rng.integers(0, size - piece + 1, n), rng.integers(0, size - piece + 1, n))
+    place(canvas, digits, rng.integers(0, size - 28 + 1, n), rng.integers(0, size - 28 + 1, n))
+    return canvas
+
+
+def cached_variant(path: Path, digest: str, digits: np.ndarray, variant: str, split: str, seed: int,
+                   cache: Path) -> np.ndarray:
+    """:func:`make_variant` of one split, read from ``cache/vision`` when it was made before (written
+    atomically, so a concurrent reader never sees a partial file)."""
+    target = cache / "vision" / f"{path.stem}-{digest}-{variant}-{split}-s{seed}-v{VERSION}.npy"
+    if target.is_file():
+        return np.load(target)
+    x = make_variant(digits, variant, seed + (0 if split == "train" else 1_000_003))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, x)
+    os.replace(tmp, target)
+    return x

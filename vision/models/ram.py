@@ -1,0 +1,183 @@
+"""The Recurrent Attention Model (RAM; Mnih, Heess, Graves, Kavukcuoglu, 2014, "Recurrent Models of Visual
+Attention", NeurIPS, arXiv:1406.6247) and, for soft-vs-hard comparisons, the same recurrent model with soft
+spatial attention over a CNN feature map.
+
+RAM (section 3 of the paper), for ``t = 1 .. G`` glimpses:
+
+- location network: ``l_t ~ N(mu_t, std² I)`` with ``mu_t = tanh(W_l h_{t-1})`` (``h_0 = 0``, so ``mu_1`` is
+  learned by its bias); at evaluation ``l_t = mu_t``. It reads ``h`` detached: REINFORCE alone trains it;
+- glimpse sensor ``rho(x, l_t)`` (:func:`vision.glimpse.glimpse_sensor`: k patches, g×g, doubling scales);
+- glimpse network (what and where): ``g_t = ReLU(W_1 ReLU(W_g rho) + W_2 ReLU(W_w l_t))``;
+- recurrent core: ``h_t = ReLU(W_h h_{t-1} + W_x g_t)`` (``core: rnn``) or an LSTM cell (``core: lstm``);
+- classifier ``softmax(W_a h_G)`` on the last state and a learned baseline ``b_t = w_b·h_{t-1} + c`` (detached
+  state) per glimpse.
+
+The loss (the paper's hybrid loss, :func:`policy_loss`): cross-entropy of the classifier (the task's) +
+REINFORCE on the locations, ``-sum_t (R - b_t) log pi(l_t)`` with ``R = 1`` for a correct classification,
++ baseline regression ``sum_t (b_t - R)²`` (Williams, 1992; Sutton et al., 2000).
+
+The glimpse locations of each forward pass are recorded (``capture_attention``) as one (B, G, 2) tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seq2seq_attn.attention import AdditiveScore, Attention, RecordsAttention
+
+from ..glimpse import glimpse_sensor
+
+Core = Literal["rnn", "lstm"]
+
+
+class RecurrentCore(nn.Module):
+    """``h_t = ReLU(W_h h_{t-1} + W_x x_t)`` (the paper's rectifier core) or ``nn.LSTMCell``; state (h, c)."""
+
+    def __init__(self, input_size: int, hidden: int, cell: Core = "rnn") -> None:
+        super().__init__()
+        if cell not in ("rnn", "lstm"):
+            raise ValueError(f"core must be rnn or lstm, got {cell!r}")
+        self.cell, self.hidden = cell, hidden
+        if cell == "lstm":
+            self.lstm = nn.LSTMCell(input_size, hidden)
+        else:
+            self.w_x, self.w_h = nn.Linear(input_size, hidden), nn.Linear(hidden, hidden)
+
+    def initial(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = like.new_zeros(batch, self.hidden)
+        return zeros, zeros
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, In), state ((B, H), (B, H)) -> the new state."""
+        if self.cell == "lstm":
+            return self.lstm(x, state)
+        return F.relu(self.w_x(x) + self.w_h(state[0])), state[1]
+
+
+class GlimpseNetwork(nn.Module):
+    """``g = ReLU(W_1 ReLU(W_g rho) + W_2 ReLU(W_w l))``: the "what" (glimpse) and "where" (location) pathways."""
+
+    def __init__(self, glimpse_size: int, what_hidden: int, where_hidden: int, out: int) -> None:
+        super().__init__()
+        self.what, self.where = nn.Linear(glimpse_size, what_hidden), nn.Linear(2, where_hidden)
+        self.what_out, self.where_out = nn.Linear(what_hidden, out), nn.Linear(where_hidden, out)
+
+    def forward(self, glimpse: torch.Tensor, location: torch.Tensor) -> torch.Tensor:
+        """glimpse (B, k, C, g, g), location (B, 2) -> (B, out)."""
+        what = F.relu(self.what(glimpse.flatten(1)))
+        where = F.relu(self.where(location))
+        return F.relu(self.what_out(what) + self.where_out(where))
+
+
+class RecurrentAttentionModel(RecordsAttention):
+    """RAM (see the module doc). ``forward(images (B, C, H, W)) -> logits (B, num_classes)``; in training mode
+    it keeps the locations' log-probabilities and the baselines of the pass for :func:`policy_loss`.
+
+    Args:
+        num_classes, in_channels: classes and image channels (any image size).
+        glimpses: G; patch: g pixels; scales: k; std: the policy's fixed standard deviation (in the
+            ``[-1, 1]`` location units); what_hidden, where_hidden, hidden: layer sizes (paper: 128, 128, 256);
+        core: ``rnn`` or ``lstm``.
+
+    Raises:
+        ValueError: a size < 1 or ``std <= 0``.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 1, glimpses: int = 6, patch: int = 8, scales: int = 1,
+                 std: float = 0.17, what_hidden: int = 128, where_hidden: int = 128, hidden: int = 256,
+                 core: Core = "rnn") -> None:
+        super().__init__()
+        if min(glimpses, patch, scales, what_hidden, where_hidden, hidden) < 1 or not std > 0:
+            raise ValueError("glimpses, patch, scales and sizes must be >= 1 and std > 0")
+        self.glimpses, self.patch, self.scales, self.std = glimpses, patch, scales, float(std)
+        self.glimpse_net = GlimpseNetwork(scales * in_channels * patch * patch, what_hidden, where_hidden, hidden)
+        self.core = RecurrentCore(hidden, hidden, core)
+        self.locator = nn.Linear(hidden, 2)
+        self.baseline = nn.Linear(hidden, 1)
+        self.classifier = nn.Linear(hidden, num_classes)
+        self._policy: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def next_location(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The location (B, 2) to look at after state ``h`` (B, H), and its log-probability (B,) in training."""
+        mean = torch.tanh(self.locator(h.detach()))
+        if not self.training:
+            return mean, None
+        sample = (mean + self.std * torch.randn_like(mean)).detach()
+        log_prob = torch.distributions.Normal(mean, self.std).log_prob(sample).sum(-1)  # (B,)
+        return sample.clamp(-1.0, 1.0), log_prob
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b = images.shape[0]
+        state = self.core.initial(b, images)
+        locations, log_probs, baselines = [], [], []
+        for _ in range(self.glimpses):
+            loc, log_prob = self.next_location(state[0])
+            if log_prob is not None:
+                log_probs.append(log_prob)
+                baselines.append(self.baseline(state[0].detach()).squeeze(-1))  # (B,)
+            locations.append(loc)
+            glimpse = glimpse_sensor(images, loc, self.patch, self.scales)  # (B, k, C, g, g)
+            state = self.core(self.glimpse_net(glimpse, loc), state)
+        self.record(torch.stack(locations, 1))  # (B, G, 2)
+        self._policy = (torch.stack(log_probs, 1), torch.stack(baselines, 1)) if log_probs else None  # (B, G)
+        return self.classifier(state[0])  # (B, num_classes)
+
+
+def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict] | None:
+    """The REINFORCE and baseline terms of every RAM in ``model`` after a training forward pass (through DDP
+    or compile wrappers), summed over the images: ``-sum_t (R - b_t) log pi(l_t) + sum_t (b_t - R)²`` with
+    ``R = [argmax logits == label]``; ``None`` when no RAM kept a policy. Clears what the RAMs kept."""
+    total, logs = None, {}
+    reward = (logits.detach().argmax(-1) == labels).float().unsqueeze(1)  # (B, 1)
+    for m in model.modules():
+        if not isinstance(m, RecurrentAttentionModel) or m._policy is None:
+            continue
+        log_prob, baseline = m._policy  # (B, G) each
+        m._policy = None
+        term = -((reward - baseline.detach()) * log_prob).sum() + (baseline - reward).square().sum()
+        total = term if total is None else total + term
+        logs = {"reward": float(reward.mean()), "baseline": float(baseline.detach().mean())}
+    return None if total is None else (total, logs)
+
+
+class SoftAttentionRNN(nn.Module):
+    """The soft counterpart of RAM on the same task: a small CNN (conv3×3-ReLU-2×2 max-pool per width) turns the
+    image into a feature map with two coordinate channels; each of ``steps`` recurrent steps attends softly
+    over all its positions with the core's additive attention (query ``h_{t-1}``) and feeds the context to the
+    same recurrent core; the classifier reads the last state. Weights (B, 1, hw) are recorded per step by the
+    core ``Attention``."""
+
+    def __init__(self, num_classes: int, in_channels: int = 1, steps: int = 6, widths: tuple[int, ...] = (16, 32),
+                 hidden: int = 256, attention_dim: int = 128, core: Core = "rnn") -> None:
+        super().__init__()
+        if steps < 1 or not widths or min(widths) < 1:
+            raise ValueError("steps must be >= 1 and widths non-empty and positive")
+        layers: list[nn.Module] = []
+        for w in widths:
+            layers += [nn.Conv2d(in_channels, w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            in_channels = w
+        self.cnn = nn.Sequential(*layers)
+        self.steps, self.feature_dim = steps, widths[-1] + 2
+        self.attention = Attention(AdditiveScore(hidden, self.feature_dim, attention_dim))
+        self.input = nn.Linear(self.feature_dim, hidden)
+        self.core = RecurrentCore(hidden, hidden, core)
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        fmap = self.cnn(images)  # (B, C', h, w)
+        b, _, h, w = fmap.shape
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=fmap.device),
+                                torch.linspace(-1, 1, w, device=fmap.device), indexing="ij")
+        coords = torch.stack([xs, ys]).to(fmap.dtype).expand(b, -1, -1, -1)  # (B, 2, h, w): the "where"
+        keys = torch.cat([fmap, coords], 1).flatten(2).transpose(1, 2)  # (B, hw, C'+2)
+        projected = self.attention.project_keys(keys)
+        state = self.core.initial(b, keys)
+        for _ in range(self.steps):
+            context, _ = self.attention(state[0].unsqueeze(1), keys, projected_keys=projected)  # (B, 1, C'+2)
+            state = self.core(F.relu(self.input(context.squeeze(1))), state)
+        return self.classifier(state[0])
