@@ -107,26 +107,31 @@ def test_variants_are_deterministic_and_hold_the_digit():
         make_variant(digits, "rotated", 0)
 
 
-def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
+def _tiny_ram_config(tmp_path, run="run", epochs=3):
+    """Two classes of bars (left / right) as 28x28 digits, the translated variant, a tiny RAM."""
     rng = np.random.default_rng(0)
     y_train, y_test = np.arange(40) % 2, np.arange(10) % 2
     x_train = np.zeros((40, 28, 28), dtype=np.uint8)
     x_test = np.zeros((10, 28, 28), dtype=np.uint8)
-    for x, y in ((x_train, y_train), (x_test, y_test)):  # class 0: a bar on the left, class 1: on the right
+    for x, y in ((x_train, y_train), (x_test, y_test)):
         for i, label in enumerate(y):
             x[i, 6:22, (4 if label == 0 else 18):(10 if label == 0 else 24)] = rng.integers(150, 256, (16, 6))
     npz = tmp_path / "digits.npz"
     np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    config = tmp_path / "ram.yaml"
+    config = tmp_path / f"{run}.yaml"
     config.write_text(f"""
 data: {{path: {npz}, variant: translated, mean: [0.0], std: [1.0], augment: false, batch_size: 8}}
 model: {{arch: ram, recurrent: {{glimpses: 3, patch: 8, scales: 3, std: 0.2, hidden: 32, what_hidden: 16,
         where_hidden: 16}}}}
-training: {{run_dir: {tmp_path / 'run'}, device: cpu, cpu_threads: 1, lr: 0.003, max_epochs: 3, metric: acc,
-           metric_mode: max, log_every: 1, progress: false}}
+training: {{run_dir: {tmp_path / run}, device: cpu, cpu_threads: 1, lr: 0.003, max_epochs: {epochs}, metric: acc,
+           metric_mode: max, log_every: 1, progress: false, save_every: 2}}
 """, encoding="utf-8")
-    assert main(["vision", "train", str(config)]) == 0
+    return config
+
+
+def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
+    assert main(["vision", "train", str(_tiny_ram_config(tmp_path))]) == 0
     run = tmp_path / "run"
     assert (run / "glimpses.png").stat().st_size > 1000
     logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -134,3 +139,18 @@ training: {{run_dir: {tmp_path / 'run'}, device: cpu, cpu_threads: 1, lr: 0.003,
     assert json.loads((run / "test_metrics.json").read_text())["err"] <= 100
     cached = list((tmp_path / "cache" / "vision").glob("digits-*-translated-train-s0-v1.npy"))
     assert len(cached) == 1 and np.load(cached[0]).shape == (40, 60, 60)
+
+
+def test_ram_resumes_exactly(tmp_path, monkeypatch):
+    """Stopping at step 2 and resuming to step 4 gives the weights of one uninterrupted run (the location
+    samples come from the resumed RNG)."""
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
+    whole, parts = _tiny_ram_config(tmp_path, "whole"), _tiny_ram_config(tmp_path, "parts")
+    assert main(["vision", "train", str(whole), "--set", "training.max_steps=4"]) == 0
+    assert main(["vision", "train", str(parts), "--set", "training.max_steps=2"]) == 0
+    assert main(["vision", "train", str(parts), "--resume", "--set", "training.max_steps=4"]) == 0
+    a = load_file(tmp_path / "whole" / "checkpoints" / "step-000004.safetensors")
+    b = load_file(tmp_path / "parts" / "checkpoints" / "step-000004.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -104,7 +104,7 @@ class RecurrentAttentionModel(RecordsAttention):
 
     def next_location(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The location (B, 2) to look at after state ``h`` (B, H), and its log-probability (B,) in training."""
-        mean = torch.tanh(self.locator(h.detach()))
+        mean = torch.tanh(self.locator(h.detach()).float())  # float32 under autocast too
         if not self.training:
             return mean, None
         sample = (mean + self.std * torch.randn_like(mean)).detach()
@@ -119,7 +119,7 @@ class RecurrentAttentionModel(RecordsAttention):
             loc, log_prob = self.next_location(state[0])
             if log_prob is not None:
                 log_probs.append(log_prob)
-                baselines.append(self.baseline(state[0].detach()).squeeze(-1))  # (B,)
+                baselines.append(self.baseline(state[0].detach()).squeeze(-1).float())  # (B,)
             locations.append(loc)
             glimpse = glimpse_sensor(images, loc, self.patch, self.scales)  # (B, k, C, g, g)
             state = self.core(self.glimpse_net(glimpse, loc), state)
