@@ -7,7 +7,7 @@ run stopped by a time limit still leaves every finished section:
 1. ``rnn``, ``transformer``, ``classifier``, ``vision``: a short bf16 training of each task's GPU config
    (``configs/multi30k_bahdanau.yaml``, ``multi30k_transformer.yaml``, ``cls_imdb_bilstm.yaml``,
    ``vision_cifar10_resnet56.yaml`` with CBAM, channels-last) through the ordinary CLIs with ``--set`` overrides
-   (a time or step budget, bf16); steps, steps/s, last loss, the metric and the peak memory of each.
+   (a time or step budget, bf16); steps, steps/s, last loss and the metric of each.
 2. ``attention``: ``scripts/bench_attention.py`` in bf16 (our MultiHeadAttention against PyTorch's).
 3. ``transformer_bench``: ``scripts/bench_transformer.py --only step --only mfu`` in bf16 (step ratio against
    ``torch.nn.Transformer``, Transformer-base MFU against the measured matmul peak).
@@ -16,6 +16,7 @@ run stopped by a time limit still leaves every finished section:
 5. ``trainer``: ``scripts/bench_trainer.py`` (Trainer against a hand-written loop) on the device.
 6. ``compile``: the vision training once more with ``training.compile: true`` (ResNet-20, CBAM).
 
+Every section reports its peak memory (CUDA: allocated; CPU: the process's peak resident size so far).
 On the GPU machine the data come from ``$SEQ2SEQ_ATTN_DATA`` (``bash scripts/gpu_data.sh`` copies the small files
 it needs into ``.devdata/``). ``--tiny --device cpu`` runs the same sections with tiny sizes on the CPU, on a data
 folder generated from the demo data of ``data/`` (tested in the default suite, so the command cannot rot).
@@ -139,13 +140,11 @@ def run_training(name: str, spec: tuple, args: argparse.Namespace, extra: list[s
     if args.tiny:
         sets += ["training.cpu_threads=1", "training.log_every=1"]
     argv = [*words, config, "--overwrite", *[x for s in sets for x in ("--set", s)]]
-    _reset_peak(args.device)
     start = time.perf_counter()
     code = cli(argv)
     seconds = time.perf_counter() - start
     return [f"Command: `seq2seq-attn {' '.join(argv)}`", "",
-            f"- exit code {code}, {seconds:.1f} s wall (data, training, evaluation)",
-            f"- peak memory: {_peak(args.device)}", *_summary(run_dir)]
+            f"- exit code {code}, {seconds:.1f} s wall (data, training, evaluation)", *_summary(run_dir)]
 
 
 def bench_attention(args: argparse.Namespace) -> list[str]:
@@ -167,6 +166,8 @@ def bench_transformer(args: argparse.Namespace) -> list[str]:
 
 def bench_beam(args: argparse.Namespace) -> list[str]:
     src = args.data / "multi30k" / "test_2016_flickr.de.gz"
+    if not (args.work / "transformer" / "best.safetensors").is_file():
+        raise FileNotFoundError(f"{args.work / 'transformer'}: no trained run; beam needs the transformer section")
     _script("bench_transformer").main(["--only", "beam", "--run", str(args.work / "transformer"), "--src", str(src),
                                        "--limit", "6" if args.tiny else "500", "--beam", "5", "--device",
                                        args.device, "--dtype", "bf16", "--markdown", str(args.out)])
@@ -264,12 +265,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== gpu_check: {name}", flush=True)
         report.write(f"## {name}")  # the benchmark scripts append their tables under it
         start = time.perf_counter()
+        _reset_peak(args.device)
         try:
             lines = sections[name]()
         except Exception as e:  # one failing section must not cost the others: say what failed and go on
             failed += 1
             traceback.print_exc()  # the whole story in the log, one line in the report
             lines = [f"**failed**: {type(e).__name__}: {e}"]
+        lines.append(f"- peak memory of the section: {_peak(args.device)}")
         report.write("\n".join(lines) + f"\n\n({name}: {time.perf_counter() - start:.1f} s)")
     report.write(f"Done: {len(args.only) - failed} of {len(args.only)} sections finished without error.")
     print(f"gpu_check: report in {args.out}", flush=True)

@@ -7,6 +7,12 @@
 #   SEQ2SEQ_ATTN_DATA=.devdata bash scripts/gpu_check.sh          # on the GPU machine (.devdata carried along)
 #   bash scripts/gpu_check.sh --tiny --device cpu --out /tmp/r.md # the same sections, tiny, on the CPU
 #
+# With this workplace's device tool (the GPU machine has python3 with torch, sentencepiece, sacrebleu, safetensors,
+# pyyaml, Pillow; it has no ../shared, so .devdata travels as a carried, git-ignored folder):
+#   run(carry=[".devdata"], timeout_s=420, command="PYTHONUNBUFFERED=1 SEQ2SEQ_ATTN_DATA=.devdata bash
+#       scripts/gpu_check.sh --out $OUT/gpu_report.md --work /tmp/gpu_check 2>&1 | tee $OUT/gpu_check.log")
+#   then copy gpu_report.md into docs/ and commit it.
+#
 # Options go to scripts/gpu_check.py (--out FILE, default docs/gpu_report.md; --work DIR; --only SECTION ...).
 # GPU_CHECK_LIMIT (seconds, default 345) stops the whole run; the sections finished by then stay in the report.
 set -euo pipefail

@@ -39,7 +39,9 @@ def test_tiny_cpu_run_writes_every_section(tmp_path):
         sections[name] = report[report.index(f"\n## {name}\n"):report.index(f"\n({name}: ")]
     for name in ("rnn", "transformer", "classifier", "vision", "compile"):
         assert "- exit code 0" in sections[name] and "- last train record: step" in sections[name], name
-        assert "training.precision=bf16" in sections[name] and "- peak memory: " in sections[name]
+        assert "training.precision=bf16" in sections[name]
+    for name, text in sections.items():
+        assert "- peak memory of the section: " in text, name
     assert "last eval record" in sections["rnn"] and "bleu" in sections["rnn"]
     assert "model.attention=cbam" in sections["vision"] and "training.compile=true" in sections["compile"]
     assert "| ratio ours/torch |" in sections["attention"] and "(cpu, bf16)" in sections["attention"]
@@ -67,7 +69,7 @@ def test_a_failing_section_is_reported_and_the_others_still_run(tmp_path, monkey
     assert gpu_check.main(["--tiny", "--device", "cpu", "--out", str(out), "--work", str(tmp_path / "w"),
                            "--only", "attention", "vision"]) == 1
     report = out.read_text(encoding="utf-8")
-    assert "## attention\n\n**failed**: RuntimeError: no bench_attention today\n\n(attention: " in report
+    assert "## attention\n\n**failed**: RuntimeError: no bench_attention today\n- peak memory" in report
     assert "- exit code 0" in report.split("## vision")[1]
     assert report.rstrip().endswith("Done: 1 of 2 sections finished without error.")
     assert "no bench_attention today" in capsys.readouterr().err  # the traceback goes to the log
