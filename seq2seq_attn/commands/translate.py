@@ -66,18 +66,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-best", type=int, default=1, help="print N hypotheses per line as `i ||| text ||| score`")
     p.add_argument("--alignments", action="store_true",
                    help="append ` ||| ` and the Pharaoh word alignment (i-j: source word i, output word j)")
+    p.add_argument("--engine", choices=("torch", "ctranslate2"), default="torch",
+                   help="ctranslate2: RUN_DIR is a directory written by `export --format ctranslate2`")
+    p.add_argument("--compute-type", default="default", metavar="TYPE",
+                   help="ctranslate2: float32, int8, ... (default: as stored)")
     p.set_defaults(func=handle)
 
 
+def _load(args: argparse.Namespace):
+    """The run to translate with: our model (``--engine torch``) or an exported CTranslate2 directory."""
+    if args.engine == "torch":
+        from ..translation.lifecycle import load_run
+
+        return load_run(args.run_dir, args.device, args.which, args.alpha, decoding_overrides(args))
+    from ..export.ct2 import load_ct2
+
+    unsupported = [*decoding_overrides(args), *(["save_attention"] if args.save_attention else []),
+                   *(["align_layer/align_head"] if args.align_layer is not None or args.align_head is not None else [])]
+    if unsupported:
+        raise ValueError(f"--engine ctranslate2 does not support {', '.join(unsupported)} (use --engine torch)")
+    return load_ct2(args.run_dir, args.compute_type, args.alpha)
+
+
 def handle(args: argparse.Namespace) -> int:
-    from ..translation.lifecycle import load_run, read_prefixes, translate_stream
+    from ..translation.lifecycle import read_prefixes, translate_stream
 
     beam = args.beam
     if beam is not None and beam < 1:
         raise ValueError(f"--beam must be >= 1, got {args.beam}")
     if args.n_best < 1 or args.n_best > (beam or args.n_best):
         raise ValueError(f"--n-best must be between 1 and the beam size, got {args.n_best}")
-    run = load_run(args.run_dir, args.device, args.which, args.alpha, decoding_overrides(args))
+    run = _load(args)
     prefixes = None if args.prefix is None else read_prefixes(args.prefix, 0)
     translate_stream(run, sys.stdin.fileno(), sys.stdout, beam, args.n_best, args.save_attention,
                      prefixes=prefixes, align=alignment_source(args) if args.alignments else None)
