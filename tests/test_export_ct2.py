@@ -90,3 +90,12 @@ def test_cli_export_then_translate_with_ctranslate2(tmp_path: Path, capsys: pyte
     # A run dir that was not exported is named in a one-line error.
     assert main(["translate", str(run_dir), "--engine", "ctranslate2"]) == 2
     assert "no CTranslate2 model" in capsys.readouterr().err
+
+
+def test_forced_prefixes_match_ours(tmp_path: Path) -> None:
+    run_dir = translation_run(tmp_path, seed=4)
+    ours, theirs = load_run(run_dir, "cpu"), load_ct2(export_ctranslate2(run_dir, tmp_path / "ct2"), threads=1)
+    prefixes = ["Anna ate", "", "the"]
+    a, b = ours.translate(SOURCES[:3], 1, 1, prefixes), theirs.translate(SOURCES[:3], 1, 1, prefixes)
+    assert [h[0].tokens for h in a] == [h[0].tokens for h in b]
+    assert ours.detok(b[0][0].tokens).startswith("Anna ate")

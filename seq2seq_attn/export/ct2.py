@@ -163,7 +163,8 @@ class CT2Run:
     def translate(self, sources: Sequence[str], beam_size: int | None = None, n_best: int = 1,
                   prefixes: Sequence[str] | None = None) -> list:
         """Hypotheses (lists, best first) for each source sentence, in input order; an empty source gives one
-        empty hypothesis. ``prefixes``: per sentence the text its translation must start with ("" = free)."""
+        empty hypothesis. ``prefixes``: per sentence the text its translation must start with ("" = free); the
+        log-probability then covers the tokens after the prefix only (CTranslate2 does not score the prefix)."""
         dec = self.cfg.decoding
         beam = dec.beam_size if beam_size is None else beam_size
         if not 1 <= n_best <= beam:
