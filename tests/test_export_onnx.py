@@ -1,5 +1,5 @@
 """ONNX export of the classifiers and vision models: onnxruntime equals PyTorch to 1e-4 on inputs of other batch
-sizes and lengths than the traced example (dynamic axes), and the traceable BiRNN equals the packed one."""
+sizes and lengths than the traced example (dynamic axes), and the traceable RNN equals the packed one."""
 
 from __future__ import annotations
 
@@ -12,21 +12,21 @@ import torch
 from _tiny_runs import CLASSIFY_DOCS, classifier_run, vision_run
 
 from seq2seq_attn.cli import main
-from seq2seq_attn.export.onnx_export import ClassifierGraph, MaskedBiRNN, onnx_session
+from seq2seq_attn.export.onnx_export import ClassifierGraph, MaskedRNN, onnx_session
 from seq2seq_attn.export.onnx_runs import TOLERANCE, export_onnx, load_vision_model
 
 pytest.importorskip("onnxruntime")
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_masked_birnn_equals_the_packed_one(cell: str) -> None:
-    from seq2seq_attn.classification.models.rnn import BiRNN
+@pytest.mark.parametrize("cell,layers,bidirectional", [("lstm", 1, True), ("gru", 2, True), ("gru", 2, False)])
+def test_masked_rnn_equals_the_packed_one(cell: str, layers: int, bidirectional: bool) -> None:
+    from seq2seq_attn.layers import PackedRNN
 
     torch.manual_seed(0)
-    rnn = BiRNN(6, 5, cell)
+    rnn = PackedRNN(6, 5, layers, cell, bidirectional).eval()
     x, lengths = torch.randn(4, 7, 6), torch.tensor([7, 3, 0, 1])
-    expected = rnn(x, lengths)
-    got = MaskedBiRNN(rnn)(x, lengths)
+    expected = rnn(x, lengths)[0]
+    got = MaskedRNN(rnn)(x, lengths)[0]
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
     assert got[2].abs().sum() == 0 and got[1, 3:].abs().sum() == 0  # empty row and padding give zeros
 

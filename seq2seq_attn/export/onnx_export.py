@@ -1,11 +1,11 @@
 """Classifier and vision runs as ONNX graphs (``torch.onnx.export``, TorchScript tracer) with dynamic batch and
 length (or height/width) axes, checked with onnxruntime against PyTorch.
 
-The classifiers' packed bidirectional RNNs (``pack_padded_sequence``, data-dependent row selection) do not trace,
-so :func:`traceable` swaps each :class:`~seq2seq_attn.classification.models.rnn.BiRNN` for
-:class:`MaskedBiRNN`, the same function (same weights, same outputs) written with masks and gathers: the
-forward direction runs over the padded rows (padding follows the tokens, so it never reaches a real token's
-state) and the backward direction over each row reversed within its length.
+The classifiers' packed RNNs (``pack_padded_sequence``, data-dependent row selection) do not trace, so
+:func:`traceable` swaps each :class:`~seq2seq_attn.layers.PackedRNN` for :class:`MaskedRNN`, the same function
+(same weights, same outputs) written with masks and gathers: the forward direction runs over the padded rows
+(padding follows the tokens, so it never reaches a real token's state) and the backward direction over each
+row reversed within its length.
 
 Graph inputs and outputs (float32 unless noted):
 
@@ -30,42 +30,57 @@ ONNX_FILE = "model.onnx"
 OPSET = 17
 
 
-class MaskedBiRNN(nn.Module):
-    """A traceable :class:`BiRNN`: ``(N, T, E)`` and lengths ``(N,)`` -> ``(N, T, 2H)``, zeros at padding and
-    for rows of length 0, equal to the packed computation."""
+class MaskedRNN(nn.Module):
+    """A traceable :class:`~seq2seq_attn.layers.PackedRNN` (same weights): ``(N, T, E)`` and lengths ``(N,)``
+    -> outputs ``(N, T, D)``, equal to the packed computation, zeros at padding and for rows of length 0.
 
-    def __init__(self, birnn: nn.Module) -> None:
+    Each layer and direction is a one-layer GRU/LSTM holding that slice of the packed module's weights; the
+    backward direction reads each row reversed within its length. Only the outputs are computed (the
+    classifiers use no final state): the second element of the returned pair is None.
+    """
+
+    def __init__(self, packed: nn.Module) -> None:
         super().__init__()
-        rnn = birnn.rnn
-        self.output_size = birnn.output_size
-        make = type(rnn)
-        self.fwd = make(rnn.input_size, rnn.hidden_size, batch_first=True)
-        self.bwd = make(rnn.input_size, rnn.hidden_size, batch_first=True)
-        with torch.no_grad():
-            for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-                getattr(self.fwd, name).copy_(getattr(rnn, name))
-                getattr(self.bwd, name).copy_(getattr(rnn, f"{name}_reverse"))
+        rnn = packed.rnn
+        self.embedding, self.input_dropout = packed.embedding, packed.input_dropout
+        self.directions = 2 if rnn.bidirectional else 1
+        self.cells = nn.ModuleList()
+        for layer in range(rnn.num_layers):
+            for direction in range(self.directions):
+                size = rnn.input_size if layer == 0 else rnn.hidden_size * self.directions
+                cell = type(rnn)(size, rnn.hidden_size, batch_first=True, bias=rnn.bias)
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                with torch.no_grad():
+                    for name, param in cell.named_parameters():
+                        param.copy_(getattr(rnn, name.replace("_l0", suffix)))
+                self.cells.append(cell)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if self.embedding is not None:
+            x = self.input_dropout(self.embedding(x))  # (N, T, E)
         positions = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # (1, T)
         valid = positions < lengths.unsqueeze(1)  # (N, T)
         # Position t of the reversed row reads position length - 1 - t (padding stays where it is).
-        rev = torch.where(valid, lengths.unsqueeze(1) - 1 - positions, positions)  # (N, T)
-        fwd, _ = self.fwd(x)  # (N, T, H)
-        bwd, _ = self.bwd(x.gather(1, rev.unsqueeze(-1).expand_as(x)))  # (N, T, H), reversed order
-        bwd = bwd.gather(1, rev.unsqueeze(-1).expand_as(bwd))  # back to the original order
-        return torch.cat([fwd, bwd], dim=-1) * valid.unsqueeze(-1).to(x.dtype)  # (N, T, 2H)
+        rev = torch.where(valid, lengths.unsqueeze(1) - 1 - positions, positions).unsqueeze(-1)  # (N, T, 1)
+        keep = valid.unsqueeze(-1).to(x.dtype)
+        for i in range(0, len(self.cells), self.directions):
+            outs = [self.cells[i](x)[0]]  # (N, T, H); padding follows the tokens, so it never reaches them
+            if self.directions == 2:
+                back = self.cells[i + 1](x.gather(1, rev.expand_as(x)))[0]  # reversed order
+                outs.append(back.gather(1, rev.expand_as(back)))
+            x = torch.cat(outs, dim=-1) * keep  # (N, T, D)
+        return x, None
 
 
 def traceable(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode with every packed ``BiRNN`` replaced by a :class:`MaskedBiRNN`."""
-    from ..classification.models.rnn import BiRNN
+    """A copy of ``model`` in eval mode with every ``PackedRNN`` replaced by a :class:`MaskedRNN`."""
+    from ..layers import PackedRNN
 
     model = copy.deepcopy(model).eval()
     for name, module in list(model.named_modules()):
-        if isinstance(module, BiRNN):
+        if isinstance(module, PackedRNN):
             parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-            setattr(parent, name.rpartition(".")[2], MaskedBiRNN(module))
+            setattr(parent, name.rpartition(".")[2], MaskedRNN(module))
     return model
 
 
@@ -73,7 +88,7 @@ class ClassifierGraph(nn.Module):
     """A classifier's ``ClassifierOutput`` as a tuple of tensors (logits, probabilities, weights...)."""
 
     def __init__(self, model: nn.Module, hierarchical: bool, trace: bool = True) -> None:
-        """``trace``: swap the packed RNNs for :class:`MaskedBiRNN` (False: the model as it is, the reference)."""
+        """``trace``: swap the packed RNNs for :class:`MaskedRNN` (False: the model as it is, the reference)."""
         super().__init__()
         self.model, self.hierarchical = traceable(model) if trace else model, hierarchical
         self.eval()
