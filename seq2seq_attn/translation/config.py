@@ -82,6 +82,9 @@ class DataConfig:
     batch_size: int = 64  # sentences per batch in "sentences" mode
     eval_batch_size: int = 128
     dev_bleu_sentences: int | None = None  # decode only the first N dev sentences for the dev BLEU
+    # encoded training corpora and subword models, shared by runs (``seq2seq-attn prepare``); None:
+    # $SEQ2SEQ_ATTN_CACHE, else ~/.cache/seq2seq_attn
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.vocab_size < 8:

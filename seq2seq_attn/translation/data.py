@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .subwords import BOS, EOS, PAD
@@ -45,6 +46,23 @@ def filter_pairs(src_text: Sequence[str], tgt_text: Sequence[str], src_ids: Sequ
             continue
         keep.append(i)
     return keep, report
+
+
+def filter_encoded(src_lengths: np.ndarray, tgt_lengths: np.ndarray, empty: np.ndarray, max_len: int | None,
+                   max_ratio: float | None) -> tuple[np.ndarray, FilterReport]:
+    """:func:`filter_pairs` on arrays: ``src_lengths``/``tgt_lengths`` (N,) ids per side without EOS,
+    ``empty`` (N,) bool (either text empty). Returns the kept indices ((K,) int64, ascending) and the same
+    counts as :func:`filter_pairs`."""
+    ls, lt = np.asarray(src_lengths) + 1, np.asarray(tgt_lengths) + 1  # source + EOS, target + EOS
+    empty = np.asarray(empty, dtype=bool)
+    longer = np.maximum(ls, lt)
+    too_long = ~empty & (longer > max_len) if max_len is not None else np.zeros_like(empty)
+    if max_ratio is not None:
+        bad_ratio = ~empty & ~too_long & (longer / np.maximum(1, np.minimum(ls, lt)) > max_ratio)
+    else:
+        bad_ratio = np.zeros_like(empty)
+    report = FilterReport(len(empty), int(empty.sum()), int(too_long.sum()), int(bad_ratio.sum()))
+    return np.flatnonzero(~(empty | too_long | bad_ratio)).astype(np.int64), report
 
 
 @dataclass

@@ -11,15 +11,16 @@ import torch
 from torch import nn
 
 from ..attention import sampled_attention
-from ..layers import length_batches
+from ..layers import RaggedView, length_batches
 from ..training.task import StepOutput
 from .config import SearchOptions, TranslationConfig
-from .corpus import read_corpus
-from .data import Batch, collate_pairs, filter_pairs
+from .corpus import iter_corpus, read_corpus
+from .data import Batch, collate_pairs, filter_encoded, filter_pairs
 from .metrics import corpus_bleu
 from .models import build_model
+from .prepare import prepare
 from .search import search
-from .subwords import BOS, EOS, PAD, Vocabs
+from .subwords import BOS, EOS, PAD
 
 
 def label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, epsilon: float, ignore_index: int = PAD
@@ -43,27 +44,47 @@ def sentence_nll(logits: torch.Tensor, target: torch.Tensor, ignore_index: int =
     return nll.masked_fill(target == ignore_index, 0.0).sum(-1)
 
 
+def pair_lengths(src: Sequence[list[int]], tgt: Sequence[list[int]]) -> np.ndarray:
+    """(N,) the batching length of each pair: ``max(len(source + EOS), len(target) + 1)``; from the arrays'
+    offsets alone when both sides are memory-mapped views."""
+    if isinstance(src, RaggedView) and isinstance(tgt, RaggedView):
+        return np.maximum(src.lengths, tgt.lengths + 1)
+    return np.asarray([max(len(s), len(t) + 1) for s, t in zip(src, tgt)], dtype=np.int64)
+
+
+def _kept_text(cfg: TranslationConfig, keep: np.ndarray) -> tuple[list[str], list[str]]:
+    """The text of the training pairs ``keep`` (ascending indices), streamed from the files."""
+    wanted = np.zeros(int(keep[-1]) + 1, dtype=bool)
+    wanted[keep] = True
+    src, tgt = [], []
+    for i, (s, t) in enumerate(iter_corpus(cfg.data.train, cfg.data)):
+        if i < len(wanted) and wanted[i]:
+            src.append(s)
+            tgt.append(t)
+    return src, tgt
+
+
 class TranslationTask:
     unit = "tok"
 
     def __init__(self, cfg: TranslationConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> None:
         self.cfg, self.run_dir, self.log = cfg, Path(run_dir), log
         d = cfg.data
-        src_text, tgt_text, where = read_corpus(d.train, d)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.vocabs = Vocabs.build(self.run_dir, d.joint_vocab, src_text, tgt_text, d.vocab_size, d.spm_type,
-                                   d.character_coverage, d.spm_max_sentences)
-        src_ids, tgt_ids = self.vocabs.encode_src(src_text), self.vocabs.encode_tgt(tgt_text)
-        keep, report = filter_pairs(src_text, tgt_text, src_ids, tgt_ids, d.max_len, d.max_ratio)
+        self.vocabs, self.pairs = prepare(cfg, self.run_dir, log)
+        where = self.pairs.where
+        keep, report = filter_encoded(self.pairs.src.lengths, self.pairs.tgt.lengths, self.pairs.empty, d.max_len,
+                                      d.max_ratio)
         log(report.describe(f"train ({where})", d.max_len, d.max_ratio))
-        if not keep:
+        if not len(keep):
             summary = report.describe("train", d.max_len, d.max_ratio)
             raise ValueError(f"training corpus {where} is empty after filtering ({summary})")
-        self.train_src = [src_ids[i] for i in keep]
-        self.train_tgt = [tgt_ids[i] for i in keep]
-        # Best segmentations (the filters' view) and the text, for subword sampling each epoch.
+        # The kept pairs, read from the memory map on demand: source + EOS, target without.
+        self.train_src: Sequence[list[int]] = RaggedView(self.pairs.src, keep, (EOS,))
+        self.train_tgt: Sequence[list[int]] = RaggedView(self.pairs.tgt, keep)
+        # Best segmentations (the filters' view) and, only when sampling subwords each epoch, the kept pairs'
+        # text (held in memory: sampling runs re-encode it every epoch).
         self.best_src, self.best_tgt = self.train_src, self.train_tgt
-        self.train_text = ([src_text[i] for i in keep], [tgt_text[i] for i in keep])
+        self.train_text = _kept_text(cfg, keep) if d.sampling_alpha is not None else None
         self.sampled_epoch: int | None = None  # the epoch whose sampled segmentation train_src/train_tgt hold
         # Dev: only empty pairs are dropped, so the dev BLEU is on (almost) the whole set.
         dev_src, dev_tgt, dev_where = read_corpus(d.dev, d)
@@ -101,7 +122,7 @@ class TranslationTask:
         if d.sampling_alpha is not None and self.sampled_epoch != epoch:  # the Trainer asks twice for epoch 0
             self.resample_subwords(seed % 2**32)
             self.sampled_epoch = epoch
-        lengths = [max(len(s), len(t) + 1) for s, t in zip(self.train_src, self.train_tgt)]
+        lengths = pair_lengths(self.train_src, self.train_tgt)
         rng, shuffle_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
         if d.batch_mode == "tokens":
             return length_batches(lengths, max_tokens=d.max_tokens, rng=rng, shuffle_rng=shuffle_rng)

@@ -1,0 +1,116 @@
+"""Encode once (issue 18): the memory-mapped training corpus, its cache and the filters on arrays."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seq2seq_attn.cli import main
+from seq2seq_attn.config import from_dict
+from seq2seq_attn.layers import RaggedArray, RaggedWriter, build_folder
+from seq2seq_attn.translation.config import TranslationConfig
+from seq2seq_attn.translation.corpus import read_corpus
+from seq2seq_attn.translation.data import filter_encoded, filter_pairs
+from seq2seq_attn.translation.prepare import prepare
+from seq2seq_attn.translation.task import TranslationTask
+
+WORDS = ["Haus", "Katze", "Hund", "Buch", "Baum", "Wasser", "Stadt", "Kind"]
+
+
+def corpus(tmp_path: Path, n: int = 300) -> tuple[Path, Path]:
+    rng = np.random.default_rng(1)
+    src, tgt = [], []
+    for _ in range(n):
+        words = [WORDS[j] for j in rng.integers(0, len(WORDS), size=int(rng.integers(1, 9)))]
+        src.append(" ".join(words))
+        tgt.append(" ".join(w.lower() + "s" for w in words))
+    src[3], tgt[5] = "", ""  # empty pairs
+    src[7] = " ".join(WORDS * 8)  # too long
+    tgt[9] = " ".join(w.lower() for w in WORDS * 2)  # length ratio
+    paths = tmp_path / "train.de", tmp_path / "train.en"
+    for path, lines in zip(paths, (src, tgt)):
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return paths
+
+
+def config(tmp_path: Path, src: Path, tgt: Path, **data) -> TranslationConfig:
+    return from_dict(TranslationConfig, {"data": {
+        "train": {"src": str(src), "tgt": str(tgt)}, "dev": {"src": str(src), "tgt": str(tgt)}, "vocab_size": 40,
+        "max_len": 20, "max_ratio": 2.0, "cache_dir": str(tmp_path / "cache"), **data}})
+
+
+def test_ragged_array_round_trip_and_pickles_as_its_folder(tmp_path: Path) -> None:
+    seqs = [[5, 6, 7], [], [65535], [1, 2]]
+    writer = RaggedWriter(tmp_path, "x", np.uint16)
+    writer.extend(seqs[:2])
+    writer.extend(seqs[2:])
+    assert writer.close() == 4
+    arr = RaggedArray(tmp_path, "x")
+    assert [arr[i].tolist() for i in range(4)] == seqs and arr.lengths.tolist() == [3, 0, 1, 2]
+    assert isinstance(arr.ids, np.memmap) and arr.gather([3, 0], (9,)) == [[1, 2, 9], [5, 6, 7, 9]]
+    assert len(pickle.dumps(arr)) < 300 and pickle.loads(pickle.dumps(arr))[0].tolist() == [5, 6, 7]
+    with pytest.raises(ValueError, match="id outside"):
+        RaggedWriter(tmp_path, "y", np.uint16).extend([[70000]])
+    (tmp_path / "x.ids").write_bytes(b"\0\0")  # truncated
+    with pytest.raises(ValueError, match="incomplete"):
+        RaggedArray(tmp_path, "x")
+
+
+def test_build_folder_leaves_nothing_half_written(tmp_path: Path) -> None:
+    def fail(tmp: Path) -> None:
+        (tmp / "part").write_text("x")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        build_folder(tmp_path / "enc", fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc.lock"]
+    build_folder(tmp_path / "enc", lambda tmp: (tmp / "ok").write_text("1"))
+    build_folder(tmp_path / "enc", fail)  # present: not rebuilt
+    assert (tmp_path / "enc" / "ok").read_text() == "1"
+
+
+def test_encoded_corpus_equals_the_text_path_with_the_same_filter_counts(tmp_path: Path) -> None:
+    src_path, tgt_path = corpus(tmp_path)
+    cfg = config(tmp_path, src_path, tgt_path)
+    vocabs, pairs = prepare(cfg, log=lambda s: None)
+    src, tgt, _ = read_corpus(cfg.data.train, cfg.data)
+    assert [pairs.src[i].tolist() for i in range(len(src))] == vocabs.src.encode(src)
+    assert [pairs.tgt[i].tolist() for i in range(len(tgt))] == vocabs.tgt.encode(tgt)
+    keep, report = filter_encoded(pairs.src.lengths, pairs.tgt.lengths, pairs.empty, 20, 2.0)
+    want_keep, want = filter_pairs(src, tgt, vocabs.encode_src(src), vocabs.encode_tgt(tgt), 20, 2.0)
+    assert keep.tolist() == want_keep and report == want
+    assert report.empty == 2 and report.too_long >= 1 and report.bad_ratio >= 1
+
+
+def test_prepare_command_then_train_reads_the_cache(tmp_path: Path, capsys) -> None:
+    src_path, tgt_path = corpus(tmp_path)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(f"data:\n  train: {{src: {src_path}, tgt: {tgt_path}}}\n  dev: {{src: {src_path}, "
+                        f"tgt: {tgt_path}}}\n  vocab_size: 40\n  cache_dir: {tmp_path / 'cache'}\n", encoding="utf-8")
+    assert main(["prepare", str(cfg_path)]) == 0
+    out = capsys.readouterr().out
+    assert "encoded 300 pairs" in out and "300 pairs, dropped 2 empty" in out
+    logs: list[str] = []
+    cfg = config(tmp_path, src_path, tgt_path, max_len=100, max_ratio=3.0)
+    task = TranslationTask(cfg, tmp_path / "run", log=logs.append)
+    assert any("from the cache" in line for line in logs) and not any("encoded" in line for line in logs)
+    assert not any("subwords: trained" in line for line in logs)  # the cached model, copied into the run
+    assert (tmp_path / "run" / "spm.model").is_file() and any(f"kept {len(task.train_src)}" in s for s in logs)
+    # Another corpus (one line changed) gets its own subwords and encoding.
+    lines = src_path.read_text(encoding="utf-8").splitlines()
+    src_path.write_text("\n".join(["Wasser Stadt"] + lines[1:]) + "\n", encoding="utf-8")
+    logs.clear()
+    TranslationTask(cfg, tmp_path / "run2", log=logs.append)
+    assert any("encoded 300 pairs" in line for line in logs)
+    assert len(list((tmp_path / "cache" / "translation").glob("enc-*[!k]"))) == 2
+
+
+def test_prepare_names_both_files_when_they_differ_in_length(tmp_path: Path) -> None:
+    src_path, tgt_path = corpus(tmp_path, 20)
+    tgt_path.write_text("eins\nzwei\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="has 20 lines.*has 2 lines"):
+        prepare(config(tmp_path, src_path, tgt_path), log=lambda s: None)
+    assert not list((tmp_path / "cache" / "translation").glob("*tmp*"))
