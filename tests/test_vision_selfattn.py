@@ -334,7 +334,7 @@ def test_a2_double_attention_matches_the_paper() -> None:
     expected = flat(x) + conv(m.out_proj, z.transpose(1, 2).reshape(2, -1, 3, 4))
     out, maps = run_captured(m, x)
     torch.testing.assert_close(flat(out), expected, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(maps["gather"][0], gather)
+    torch.testing.assert_close(maps["gather.attention"][0], gather)
     torch.testing.assert_close(maps["distribute"][0], distribute)
 
 

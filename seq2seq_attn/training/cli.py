@@ -60,17 +60,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return dict(parse_override(text) for text in getattr(args, "overrides", None) or [])
 
 
-def run_training(
-    task: Any,
-    cfg_training: TrainingConfig,
-    full_config: Any = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    device: str | None = None,
-) -> int:
+def run_training(task: Any, cfg_training: TrainingConfig, full_config: Any = None, **options: Any) -> int:
     """Train and return an exit code: 0 when done, 128 + signal number when stopped by SIGINT/SIGTERM
-    (after writing a checkpoint), 1 after too many non-finite losses. Bad input raises ``ValueError``."""
-    trainer = Trainer(task, cfg_training, full_config, resume=resume, overwrite=overwrite, device=device)
+    (after writing a checkpoint), 1 after too many non-finite losses. Bad input raises ``ValueError``.
+
+    ``options`` are the :class:`Trainer`'s keyword options (``resume``, ``overwrite``, ``device``)."""
+    trainer = Trainer(task, cfg_training, full_config, **options)
     try:
         summary = trainer.fit()
     except NonFiniteLossError as e:

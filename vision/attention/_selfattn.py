@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seq2seq_attn.attention import Attention, Score
+from seq2seq_attn.attention import Attention, Score, Softmax
 
 from ..gate import create_act, reduced_channels  # noqa: F401  (re-exported for the self-attention modules)
 
@@ -73,6 +73,24 @@ class ProvidedScore(Score):
         if query.size(-1) != projected_keys.size(-2):
             raise ValueError(f"ProvidedScore: {query.size(-1)} scores per row but {projected_keys.size(-2)} keys")
         return query  # (..., Tq, Tk)
+
+
+class SpatialGather(nn.Module):
+    """Soft-region pooling: (B, C, H, W) features, (B, K, H, W) score maps -> (B, K, C).
+
+    Each of the K maps pools the features with a softmax over positions of its scores (``ProvidedScore`` +
+    ``Softmax`` in the core ``Attention``; weights (B, K, HW)): OCR's object region representations (Yuan et al.,
+    2020) and A^2's gather step ``G = A softmax(B)^T`` (Chen et al., 2018).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = Attention(ProvidedScore(), Softmax())
+
+    def forward(self, x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        feats = flatten_positions(x)  # (B, HW, C)
+        pooled, _ = self.attention(maps.flatten(2), feats, feats)  # (B, K, C); weights (B, K, HW)
+        return pooled
 
 
 class SpatialSelfAttention(nn.Module):

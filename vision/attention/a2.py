@@ -25,6 +25,7 @@ from seq2seq_attn.attention import Attention, Softmax
 from ..registry import register_attention
 from ._selfattn import (
     ProvidedScore,
+    SpatialGather,
     conv1x1,
     flatten_positions,
     reduced_channels,
@@ -51,16 +52,14 @@ class DoubleAttention(nn.Module):
         self.features = conv1x1(channels, c_m)  # phi -> A
         self.gather_maps = conv1x1(channels, c_n)  # theta -> B
         self.distribute_maps = conv1x1(channels, c_n)  # rho -> V
-        self.gather = Attention(ProvidedScore(), Softmax())
+        self.gather = SpatialGather()  # softmax over positions of each map B_j
         self.distribute = Attention(ProvidedScore(), Softmax())
         self.out_proj = conv1x1(c_m, channels)
         zero_init_last(self.out_proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        feats = flatten_positions(self.features(x))  # (B, HW, c_m)
-        gather_scores = self.gather_maps(x).flatten(2)  # (B, c_n, HW)
-        descriptors, _ = self.gather(gather_scores, feats, feats)  # (B, c_n, c_m)
+        descriptors = self.gather(self.features(x), self.gather_maps(x))  # (B, c_n, c_m); weights (B, c_n, HW)
         distribute_scores = flatten_positions(self.distribute_maps(x))  # (B, HW, c_n)
         z, _ = self.distribute(distribute_scores, descriptors, descriptors)  # (B, HW, c_m)
         return x + self.out_proj(unflatten_positions(z, height, width))

@@ -5,9 +5,9 @@ arXiv:1909.11065.
 
 Two attentions, both through the core's ``Attention``:
 
-1. soft object regions (:class:`SpatialGather`): each of the K classes pools the pixel features with a
-   softmax over positions of its coarse logits. The scores are *given* (the coarse segmentation), so the
-   score step is :class:`~vision.attention._selfattn.ProvidedScore`; weights (B, K, HW).
+1. soft object regions (:class:`~vision.attention._selfattn.SpatialGather`): each of the K classes pools the
+   pixel features with a softmax over positions of its coarse logits. The scores are *given* (the coarse
+   segmentation), so the score step is :class:`~vision.attention._selfattn.ProvidedScore`; weights (B, K, HW).
 2. pixel-region relation: each pixel attends to the K region representations, ``ScaledDotScore`` on
    embeddings ``phi(x_i)``, ``psi(f_k)`` + ``Softmax`` over K; values ``delta(f_k)``; weights (B, HW, K).
 
@@ -28,27 +28,7 @@ from torch import nn
 from seq2seq_attn.attention import Attention, ScaledDotScore, Softmax
 
 from ..registry import register_attention
-from ._selfattn import (
-    ProvidedScore,
-    conv1x1,
-    flatten_positions,
-    reduced_channels,
-    unflatten_positions,
-    zero_init_last,
-)
-
-
-class SpatialGather(nn.Module):
-    """Object region representations: (B, C, H, W) features, (B, K, H, W) logits -> (B, K, C)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.attention = Attention(ProvidedScore(), Softmax())
-
-    def forward(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        feats = flatten_positions(x)  # (B, HW, C)
-        regions, _ = self.attention(logits.flatten(2), feats, feats)  # (B, K, C); weights (B, K, HW)
-        return regions
+from ._selfattn import SpatialGather, conv1x1, flatten_positions, reduced_channels, unflatten_positions, zero_init_last
 
 
 def _embedding(in_channels: int, out_channels: int, depth: int, norm_layer: str | None,
