@@ -92,7 +92,7 @@ def _train_subwords(data: DataConfig, out: Path, log: Callable[[str], None]) -> 
             tgt.append(t)
     Vocabs.build(out, data.joint_vocab, src, tgt, data.vocab_size, data.spm_type, data.character_coverage,
                  data.spm_max_sentences)
-    log(f"subwords: trained on {len(src)} of {num_pairs} pairs in {time.perf_counter() - start:.1f} s")
+    log(f"subwords: trained on {len(src)} of {num_pairs} pairs in {time.perf_counter() - start:.2f} s")
 
 
 def subword_models(data: DataConfig, digest: str, run_dir: Path | None, log: Callable[[str], None]) -> Vocabs:
@@ -141,7 +141,7 @@ def _encode(data: DataConfig, vocabs: Vocabs, out: Path, log: Callable[[str], No
     where = describe_split(data.train, data)
     (out / "meta.json").write_text(json.dumps({"pairs": pairs, "where": where}), encoding="utf-8")
     seconds = time.perf_counter() - start
-    log(f"encoded {pairs} pairs in {seconds:.1f} s ({pairs / max(seconds, 1e-9):.0f} pairs/s, {threads} threads)")
+    log(f"encoded {pairs} pairs in {seconds:.2f} s ({pairs / max(seconds, 1e-9):.0f} pairs/s, {threads} threads)")
 
 
 def prepare(cfg: TranslationConfig, run_dir: Path | None = None, log: Callable[[str], None] = print
