@@ -8,10 +8,11 @@ size, side by side:
 * ``memory`` (the in-memory path: the code before the memory map, ``--baseline`` a checkout of it), one
   training process, which reads, trains subwords and encodes every time it starts.
 
-A training process is this script's ``--child`` mode: it times the start (imports, corpus, subwords, model:
-everything before the first step), runs the real Trainer for ``--steps`` steps of
-``configs/multi30k_transformer_cpu.yaml`` (``training.cpu_threads`` 2) and reports its peak RSS
-(``getrusage``, model and optimizer included) and steps/s (the Trainer's own ``metrics.jsonl``).
+A training process is this script's ``--child`` mode: it times the start (from the process's first line to
+the first step: imports, corpus, subwords, model, the Trainer's setup and the epoch's batches), runs the real
+Trainer for ``--steps`` steps of ``configs/multi30k_transformer_cpu.yaml`` (``training.cpu_threads`` 2) and
+reports its peak RSS (``getrusage``, model and optimizer included) and steps/s (the Trainer's own
+``metrics.jsonl``).
 
 Run it alone on the machine's cores (``flock /work/notes/train.lock python scripts/bench_corpus_scale.py``);
 results go to ``--out/results.json`` and a table on stdout; ``--plot`` writes the cost-against-size figure.
@@ -76,9 +77,17 @@ def child(args: argparse.Namespace) -> None:
     cfg = load_config(TranslationConfig, CONFIG, dict(parse_override(o) for o in args.set))
     cfg.training.apply_cpu_threads()
     task = TranslationTask(cfg, cfg.training.run_dir, log=lambda s: None)
-    task.build_model()  # the Trainer builds its own; this times the model's share of the start
-    ready = time.perf_counter() - start
+    first_step: list[float] = []
+    loss = task.loss
+
+    def timed_loss(model, batch):  # the first call is the first step: everything before it is the start
+        if not first_step:
+            first_step.append(time.perf_counter() - start)
+        return loss(model, batch)
+
+    task.loss = timed_loss
     run_training(task, cfg.training, cfg)
+    ready = first_step[0]
     lines = (Path(cfg.training.run_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     record = [json.loads(line) for line in lines]
     steps_per_s = next(r["steps_per_s"] for r in record if r.get("kind") == "train")

@@ -108,7 +108,9 @@ def subword_models(data: DataConfig, digest: str, run_dir: Path | None, log: Cal
         return Vocabs.load(folder, joint)
     run_dir.mkdir(parents=True, exist_ok=True)
     for cached, target in zip(Vocabs.paths(folder, joint), Vocabs.paths(run_dir, joint)):
-        shutil.copyfile(cached, target)
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")  # ranks copy at once: replace atomically
+        shutil.copyfile(cached, tmp)
+        os.replace(tmp, target)
     return Vocabs.load(run_dir, joint)
 
 
