@@ -14,6 +14,7 @@ from _tiny_runs import CLASSIFY_DOCS, classifier_run, vision_run
 from seq2seq_attn.cli import main
 from seq2seq_attn.export.onnx_export import ClassifierGraph, MaskedRNN, onnx_session
 from seq2seq_attn.export.onnx_runs import TOLERANCE, export_onnx, load_vision_model
+from vision.data import InputSpec
 
 pytest.importorskip("onnxruntime")
 
@@ -63,8 +64,10 @@ def test_classifier_onnx_matches_pytorch(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize("attention", [None, "se", "cbam", "non_local", "criss_cross", "spa"])
 def test_vision_onnx_matches_pytorch(tmp_path: Path, attention: str | None) -> None:
     run_dir = vision_run(tmp_path, attention)
+    InputSpec([0.5] * 3, [0.25] * 3, ["a", "b", "c"], 3, 3, 32, 32).save(run_dir)
     result = export_onnx(run_dir, tmp_path / "onnx")
     assert result.kind == "vision" and result.max_abs_diff <= TOLERANCE
+    assert (tmp_path / "onnx" / "inputs.json").read_bytes() == (run_dir / "inputs.json").read_bytes()
     _, model = load_vision_model(run_dir)
     session = onnx_session(tmp_path / "onnx" / "model.onnx")
     sizes = [(5, 32)] if "fixed image size" in result.check_inputs else [(5, 32), (1, 24)]  # SPA: fixed 32x32

@@ -18,9 +18,10 @@ from vision.attention_maps import _spatial, attention_heatmaps
 from vision.benchmark import count_flops
 from vision.compare import compare_modules, expand_modules, module_model_config, seed_config, train_and_test
 from vision.config import CompareConfig, VisionCompareConfig, VisionDataConfig, VisionModelConfig
+from vision.data import INPUT_SPEC_FILE, InputSpec, channel_stats
 from vision.lifecycle import load_run
 from vision.models import ResNet
-from vision.task import prepare_data
+from vision.task import VisionTask, prepare_data
 
 
 def test_expand_modules():
@@ -128,6 +129,7 @@ def test_compare_modules_writes_table_csv_figures_and_reuses_finished_runs(tmp_p
     assert [r["module"] for r in rows] == [r.module for r in results] and rows[1]["seeds"] == "2"
     assert (out / "comparison.png").stat().st_size > 0 and (out / "attention_maps.png").stat().st_size > 0
     assert (out / "runs" / "se-seed2" / "result.json").is_file()
+    assert InputSpec.load(out / "runs" / "se-seed2") == VisionTask(seed_config(cfg, "se", 2)).input_spec
     # A rerun reuses a finished run (same config): the same test numbers and weights, without training.
     test, model, _ = train_and_test(seed_config(cfg, "se", 2), prepare_data(cfg.data))
     assert test["acc"] == results[1].accs[1] and "train_seconds" in test
@@ -160,6 +162,34 @@ def test_cli_compare_without_config_and_train_with_config(tmp_path, capsys):
     assert acc == pytest.approx(metrics["acc"])
     with pytest.raises(FileNotFoundError, match="not a run dir"):
         load_run(tmp_path, "cpu")
+    _check_run_is_self_contained(tmp_path / "run", data, run.task)
     config.write_text("data:\n  path: x.npz\nmodel:\n  attention: nope\n")
     assert main(["vision", "train", str(config)]) == 2
     assert "train.yaml: model: unknown attention module 'nope'" in capsys.readouterr().err
+
+
+def _check_run_is_self_contained(run_dir: Path, data: Path, task) -> None:
+    """The run loads and predicts from its run dir alone; old run dirs without inputs.json fall back to the data."""
+    images = task.test_set.images
+    expected = load_run(run_dir, "cpu").predict(images)
+    saved = json.loads((run_dir / INPUT_SPEC_FILE).read_text())
+    mean, std = channel_stats(task.train_set.images)
+    assert saved == {"mean": pytest.approx(mean), "std": pytest.approx(std), "classes": ["0", "1"],
+                     "num_classes": 2, "channels": 1, "height": 8, "width": 8}
+    moved = data.rename(data.with_name("moved.npz"))
+    run = load_run(run_dir, "cpu")  # the data file is gone: nothing reads it
+    assert run._task is None and run.inputs == task.input_spec
+    torch.testing.assert_close(run.predict(images), expected)
+    with pytest.raises(FileNotFoundError):
+        run.task  # evaluation still needs the data  # noqa: B018
+    (run_dir / INPUT_SPEC_FILE).rename(run_dir / "inputs.bak")
+    with pytest.raises(FileNotFoundError):  # a run dir from before inputs.json: the data are read again
+        load_run(run_dir, "cpu")
+    moved.rename(data)
+    torch.testing.assert_close(load_run(run_dir, "cpu").predict(images), expected)
+    (run_dir / INPUT_SPEC_FILE).write_text(json.dumps({**saved, "channels": "1"}))
+    with pytest.raises(ValueError, match=r"inputs.json: key 'channels' must be a JSON integer"):
+        load_run(run_dir, "cpu")
+    (run_dir / INPUT_SPEC_FILE).write_text(json.dumps({**saved, "mean": [0.1, 0.2]}))
+    with pytest.raises(ValueError, match=r"inputs.json: mean/std have 2/1 values for 1 channels"):
+        load_run(run_dir, "cpu")

@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from seq2seq_attn.paths import offline_datasets, resolve_path
+from seq2seq_attn.training.checkpoint import atomic_write_json, read_json
 
 SPLITS = ("train", "test")
 
@@ -210,6 +211,67 @@ class Normalize(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         return (x.float() / 255.0 - mean) / std
+
+
+INPUT_SPEC_FILE = "inputs.json"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What inference needs of a run's images, saved as ``run_dir/inputs.json`` at training time so that a run
+    loads without its data: the normalization ``mean``/``std`` (per channel, of images scaled to [0, 1]), the
+    class ``classes`` (names, possibly fewer than ``num_classes``, the model's outputs) and the input size
+    ``channels`` x ``height`` x ``width``."""
+
+    mean: list[float]
+    std: list[float]
+    classes: list[str]
+    num_classes: int
+    channels: int
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError(f"mean/std have {len(self.mean)}/{len(self.std)} values for {self.channels} channels")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be > 0, got {self.std}")
+        if self.num_classes < max(len(self.classes), 1):
+            raise ValueError(f"num_classes {self.num_classes} < {max(len(self.classes), 1)} class names")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.channels, self.height, self.width
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write ``run_dir/inputs.json`` atomically; returns the file."""
+        path = Path(run_dir) / INPUT_SPEC_FILE
+        atomic_write_json(path, asdict(self))
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> InputSpec | None:
+        """The spec saved in ``run_dir`` (``None`` for runs trained before the file existed). Raises a one-line
+        ``ValueError`` naming the file and the key when it is malformed."""
+        path = Path(run_dir) / INPUT_SPEC_FILE
+        if not path.is_file():
+            return None
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        kinds = {"mean": list, "std": list, "classes": list, "num_classes": int, "channels": int, "height": int,
+                 "width": int}
+        for key, kind in kinds.items():
+            if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+                raise ValueError(f"{path}: key {key!r} must be a JSON {'list' if kind is list else 'integer'}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data["mean"] + data["std"]):
+            raise ValueError(f"{path}: keys 'mean' and 'std' must hold numbers")
+        if not all(isinstance(name, str) for name in data["classes"]):
+            raise ValueError(f"{path}: key 'classes' must hold strings")
+        try:
+            return cls(**{key: data[key] for key in kinds})
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
 
 def augment(

@@ -2,8 +2,9 @@
 
 ``seq2seq-attn vision train`` only parses its arguments and calls :func:`train`; ``vision compare`` runs many
 trainings through :mod:`vision.compare`. A run dir holds ``config.yaml`` and the weights written by the
-Trainer; the images (and with them the normalization statistics and the number of classes) are read again from
-the config's data source when a run is loaded.
+Trainer, and ``inputs.json`` (:class:`~vision.data.InputSpec`: normalization statistics, class names and
+count, input size), so that a run loads and predicts without its data. The data source is read only to
+evaluate (and for runs trained before ``inputs.json`` existed).
 """
 
 from __future__ import annotations
@@ -19,35 +20,61 @@ from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
 
 from .config import VisionConfig
+from .data import InputSpec, Normalize
 from .glimpse import plot_glimpse_paths
 from .models.ram import RecurrentAttentionModel
-from .task import VisionTask
+from .task import VisionTask, build_model
 
 
 @dataclass
 class VisionRun(LoadedRun):
     """A trained image classifier: ``cfg`` (:class:`VisionConfig`), ``model`` (eval mode on ``device``), the
-    ``weights`` loaded and its ``task`` (the data splits, the normalization and the class count)."""
+    ``weights`` loaded and its ``inputs`` (:class:`InputSpec`: normalization, class names and count, input
+    size). ``task`` (the data splits) is read from the config's data source on first use."""
 
     cfg: VisionConfig
-    task: VisionTask = field(repr=False)
+    inputs: InputSpec
+    _task: VisionTask | None = field(default=None, repr=False)
+    normalize: Normalize = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.normalize = Normalize(self.inputs.mean, self.inputs.std)
+
+    @property
+    def task(self) -> VisionTask:
+        """The run's data (train/valid/test splits), read on first use: only evaluation needs them."""
+        if self._task is None:
+            self._task = VisionTask(self.cfg)
+        return self._task
+
+    def prepare_inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, C, H, W) on the device -> normalized float (B, C, H, W), not augmented."""
+        return self.normalize(images)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images (B, C, H, W) -> class probabilities (B, num_classes), on the CPU."""
-        x = self.task.prepare_inputs(images.to(self.device))  # normalized, not augmented
+        x = self.prepare_inputs(images.to(self.device))
         return torch.softmax(self.model(x).float(), -1).cpu()
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: str = "best",
              task: VisionTask | None = None) -> VisionRun:
-    """The run in ``run_dir`` with its ``which`` weights ("best", "latest" or a file) on ``device``; ``task``
-    reuses data already read for the same config (else they are read again)."""
+    """The run in ``run_dir`` with its ``which`` weights ("best", "latest" or a file) on ``device``.
+
+    The input spec comes from ``run_dir/inputs.json``; for older run dirs without it, from ``task`` (data
+    already read for the same config) or the config's data source. Raises ``FileNotFoundError`` (no
+    ``config.yaml``) and one-line ``ValueError``s (malformed ``inputs.json``, weights of another model).
+    """
     run_dir = Path(run_dir)
     cfg = load_task_config(VisionConfig, run_config_path(run_dir))
-    task = VisionTask(cfg) if task is None else task
-    model, dev, weights = load_weights_for_inference(task.build_model(), run_dir, which, device)
-    return VisionRun(run_dir, cfg, model, dev, weights, task)
+    inputs = InputSpec.load(run_dir)
+    if inputs is None:
+        task = VisionTask(cfg) if task is None else task
+        inputs = task.input_spec
+    model = build_model(cfg.model, inputs.num_classes, inputs.channels)
+    model, dev, weights = load_weights_for_inference(model, run_dir, which, device)
+    return VisionRun(run_dir, cfg, model, dev, weights, inputs, task)
 
 
 def evaluate(run: VisionRun) -> dict[str, float]:
@@ -65,10 +92,15 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
           device: str | None = None) -> int:
     """Train as the config says, then score the best weights on the test split (:func:`evaluate`; under
     ``torchrun`` rank 0 alone). Returns the Trainer's exit code."""
-    from seq2seq_attn.training import run_training
+    from seq2seq_attn.training import prepare_run_dir, run_training
 
     cfg = load_task_config(VisionConfig, config_path, overrides)  # threads set before images are decoded
+    # Check the run dir before anything is written; the trainer creates it and saves the config.
+    run_dir = prepare_run_dir(cfg.training.run_dir, cfg, resume=resume, overwrite=overwrite, write=False)
     task = VisionTask(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        task.input_spec.save(run_dir)  # what inference needs, so the run loads without its data
     code = run_training(task, cfg.training, cfg, resume=resume, overwrite=overwrite, device=device)
     if code != 0 or int(os.environ.get("RANK", "0")) != 0:
         return code

@@ -17,7 +17,7 @@ from torch import nn
 from seq2seq_attn.training.task import StepOutput
 
 from .config import VisionConfig, VisionDataConfig, VisionModelConfig
-from .data import ImageSet, Normalize, augment, batch_seed, channel_stats, load_hf, load_npz
+from .data import ImageSet, InputSpec, Normalize, augment, batch_seed, channel_stats, load_hf, load_npz
 from .models import build_resnet
 from .models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
 
@@ -86,11 +86,14 @@ class VisionTask:
         self.normalize = Normalize(mean, std)
         self.num_classes = max(len(self.train_set.classes), int(self.train_set.labels.max()) + 1)
         self.seed = config.training.seed
+        c, h, w = self.train_set.images.shape[1:]
+        classes = [str(name) for name in self.train_set.classes]
+        self.input_spec = InputSpec([float(v) for v in mean], [float(v) for v in std], classes, self.num_classes,
+                                    c, h, w)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.train_set.images.shape[1:]
-        return c, h, w
+        return self.input_spec.image_shape
 
     def build_model(self) -> nn.Module:
         return build_model(self.config.model, self.num_classes, self.image_shape[0])

@@ -170,11 +170,11 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
 
 def vision_data(run, paths: Sequence[Path]) -> dict:
     """Page data for the images at ``paths`` with a loaded run (:func:`vision.lifecycle.load_run`)."""
-    task, classes = run.task, run.task.train_set.classes
+    classes = run.inputs.classes
     images = []
     for path in paths:
-        img = load_image(path, task.image_shape)
-        x = task.prepare_inputs(img[None].to(run.device))
+        img = load_image(path, run.inputs.image_shape)
+        x = run.prepare_inputs(img[None].to(run.device))
         logits, entries = module_maps(run.model, x)
         probs = torch.softmax(logits[0].float(), -1).cpu()
         target = int(probs.argmax())

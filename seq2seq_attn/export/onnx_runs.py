@@ -74,11 +74,16 @@ def _export_classifier(run_dir: Path, tmp: Path, which: str, texts: list[str] | 
     batches, what = _classifier_batches(run, texts)
     inputs, outputs, axes = classifier_io(run.hierarchical)
     export_graph(graph, batches[0], tmp / ONNX_FILE, inputs, outputs, axes)
-    for name in ("config.yaml", "labels.json", "vocab.json", "spm.model"):
-        if (run_dir / name).is_file():
-            shutil.copyfile(run_dir / name, tmp / name)
+    _copy_run_files(run_dir, tmp, ("config.yaml", "labels.json", "vocab.json", "spm.model"))
     reference = ClassifierGraph(run.model, run.hierarchical, trace=False)
     return max_difference(tmp / ONNX_FILE, reference, batches, inputs), what
+
+
+def _copy_run_files(run_dir: Path, out: Path, names: tuple[str, ...]) -> None:
+    """Copy the files of ``names`` that ``run_dir`` holds (what prepares the model's inputs) to ``out``."""
+    for name in names:
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, out / name)
 
 
 def load_vision_model(run_dir: Path, which: str = "best") -> tuple[object, nn.Module]:
@@ -124,7 +129,7 @@ def _export_vision(run_dir: Path, tmp: Path, which: str) -> tuple[float, str]:
         del axes["images"][2], axes["images"][3]
         export_graph(graph, (images[:2],), tmp / ONNX_FILE, ["images"], ["logits", "probabilities"], axes)
         what += f"; fixed image size {images.shape[2]}x{images.shape[3]}"
-    shutil.copyfile(run_dir / "config.yaml", tmp / "config.yaml")
+    _copy_run_files(run_dir, tmp, ("config.yaml", "inputs.json"))  # inputs.json: the images' normalization
     batches = [(images[: max(1, len(images) // 2)],), (images[len(images) // 2:],)]
     return max_difference(tmp / ONNX_FILE, graph, [b for b in batches if len(b[0])], ["images"]), what
 
