@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +136,10 @@ def _read_hf(spec: str, cfg: DataConfig) -> Iterator[RawExample | BadRow]:
             yield e
 
 
-def read_split(spec: str, cfg: DataConfig) -> SplitData:
-    """Read one split; bad rows raise (naming file and row) unless ``cfg.skip_bad_rows``."""
+def iter_split(spec: str, cfg: DataConfig, bad: list[int] | None = None) -> Iterator[RawExample]:
+    """The usable rows of one split, streamed; bad rows raise (naming file and row) unless
+    ``cfg.skip_bad_rows``, when they are counted in ``bad[0]``. Raises ``ValueError`` when the file cannot be
+    decoded or has no usable row."""
     if cfg.format == "hf":
         rows = _read_hf(spec, cfg)
     else:
@@ -146,30 +148,38 @@ def read_split(spec: str, cfg: DataConfig) -> SplitData:
             rows = _read_delimited(path, cfg, "," if cfg.format == "csv" else "\t")
         else:
             rows = _read_lines(path, cfg)
-    out = SplitData([])
+    bad = [0] if bad is None else bad
+    usable = 0
     try:
         for row in rows:
             if isinstance(row, BadRow):
                 if not cfg.skip_bad_rows:
                     raise row
-                out.num_bad += 1
+                bad[0] += 1
             else:
-                out.examples.append(row)
+                usable += 1
+                yield row
     except UnicodeDecodeError as e:
         raise ValueError(f"{spec}: cannot decode as {cfg.encoding} ({e.reason}); set data.encoding") from None
-    if not out.examples:
+    if not usable:
         raise ValueError(f"{spec}: no usable rows")
-    return out
 
 
-def label_set(train: list[RawExample], cfg: DataConfig) -> list[str]:
-    """The label order used by the model: ``cfg.labels``, else the sorted training labels (numerically when
-    they are all integers)."""
+def read_split(spec: str, cfg: DataConfig) -> SplitData:
+    """Read one split (:func:`iter_split`) into memory."""
+    bad = [0]
+    examples = list(iter_split(spec, cfg, bad))
+    return SplitData(examples, bad[0])
+
+
+def label_set(train: Iterable[str], cfg: DataConfig) -> list[str]:
+    """The label order used by the model: ``cfg.labels``, else the sorted labels ``train`` (the training
+    documents' label names; numerically when they are all integers)."""
     if cfg.labels is not None:
         if len(set(cfg.labels)) != len(cfg.labels):
             raise ValueError("data.labels has duplicates")
         return list(cfg.labels)
-    names = {ex.label for ex in train}
+    names = set(train)
     if all(n.lstrip("-").isdigit() for n in names):
         return sorted(names, key=int)
     return sorted(names)

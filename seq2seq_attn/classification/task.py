@@ -18,10 +18,21 @@ from ..layers import length_batches
 from ..training.checkpoint import read_latest
 from ..training.task import StepOutput
 from .config import ClassificationConfig, DataConfig
-from .data import LABELS_FILE, RawExample, check_labels, hold_out, label_set, load_labels, read_split, save_labels
+from .data import (
+    LABELS_FILE,
+    BadRow,
+    RawExample,
+    check_labels,
+    hold_out,
+    label_set,
+    load_labels,
+    read_split,
+    save_labels,
+)
+from .mapped import EncodedRows, MappedDocs, RowIndex, training_texts
 from .metrics import confusion_matrix, report
 from .models import ClassifierOutput, build_model
-from .text import EncodedDoc, Vocab, build_vocab, clean, encode, load_vocab
+from .text import EncodedDoc, Vocab, build_vocab, encode, load_vocab
 from .transfer import init_from_run, init_from_vectors, source_words, union_vocab
 
 log = logging.getLogger(__name__)
@@ -29,7 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EncodedSplit:
-    docs: list[EncodedDoc]
+    docs: Sequence[EncodedDoc]  # a list, or the memory-mapped MappedDocs of a training file
     labels: np.ndarray  # (N,) int64 class indices
 
     def __len__(self) -> int:
@@ -106,41 +117,59 @@ class ClassificationData:
         reuse the ones saved before, so a resumed run sees exactly the same ids)."""
         data = cfg.data
         self.hierarchical = cfg.model.type == "han"
-        self.num_bad = 0
-        raw = read_split(data.train, data)
-        self.num_bad += raw.num_bad
-        train = raw.examples
+        rows = RowIndex.build(data.train, data)
+        self.num_bad = rows.num_bad
         # The files may be sorted by label (IMDB): always shuffle, seeded, before holding out or truncating.
-        train = [train[i] for i in np.random.default_rng(cfg.training.seed).permutation(len(train))]
+        train = np.random.default_rng(cfg.training.seed).permutation(len(rows))
         if data.max_train_docs is not None:
             train = train[: data.max_train_docs]
         if resume and run_dir is not None and (Path(run_dir) / LABELS_FILE).is_file():
             self.labels = load_labels(run_dir)
         else:
-            self.labels = label_set(train, data)
+            self.labels = label_set(rows.label_names(train), data)
+        valid_rows = None
         valid: list[RawExample] = []
         if data.valid is not None:
             valid = self._read(data.valid, data)
         elif data.valid_fraction > 0:
-            train, valid = hold_out(train, data.valid_fraction, cfg.training.seed)
-        train_split = check_labels(type(raw)(train), self.labels, data)
-        self.num_bad += train_split.num_bad
-        train = train_split.examples
+            train_list, valid_list = hold_out(train, data.valid_fraction, cfg.training.seed)
+            train, valid_rows = np.asarray(train_list, dtype=np.int64), np.asarray(valid_list, dtype=np.int64)
+        label_index = rows.label_index(self.labels)
+        train = self._known(rows, train, label_index, data)
+        if valid_rows is not None:
+            valid_rows = self._known(rows, valid_rows, label_index, data)
 
         if resume and run_dir is not None and (Path(run_dir) / "vocab.json").is_file():
             self.vocab = load_vocab(Path(run_dir))
         else:
-            self.vocab = build_vocab([clean(ex.text, data) for ex in train], data)
+            self.vocab = build_vocab(training_texts(rows, train, data, data.tokenizer == "sentencepiece"), data)
             if cfg.model.init_vocab == "union":
                 self.vocab = union_vocab(self.vocab, source_words(cfg.model.init_from,
                                                                   cfg.model.pretrained_embeddings))
         if run_dir is not None:
             self.save(Path(run_dir))
-        self.train = encode_split(train, self.labels, self.vocab, data, self.hierarchical)
-        self.valid = encode_split(valid, self.labels, self.vocab, data, self.hierarchical) if valid else None
+        encoded = EncodedRows.build(rows, self.vocab, data, self.hierarchical)
+        self.train: EncodedSplit = EncodedSplit(MappedDocs(encoded, train), label_index[train])
+        self.valid: EncodedSplit | None = None
+        if valid_rows is not None and len(valid_rows):
+            self.valid = EncodedSplit(MappedDocs(encoded, valid_rows), label_index[valid_rows])
+        elif valid:
+            self.valid = encode_split(valid, self.labels, self.vocab, data, self.hierarchical)
         sizes = f"train {len(self.train)}, valid {len(self.valid) if self.valid else 0}"
         log.info("data: %s documents; %d labels; vocabulary %d; %d bad rows skipped",
                  sizes, len(self.labels), len(self.vocab), self.num_bad)
+
+    def _known(self, rows: RowIndex, subset: np.ndarray, label_index: np.ndarray, data: DataConfig) -> np.ndarray:
+        """``subset`` without the rows whose label is not in the label set: counted as bad rows with
+        ``data.skip_bad_rows``, else an error naming the first such row."""
+        unknown = label_index[subset] < 0
+        if unknown.any():
+            if not data.skip_bad_rows:
+                first = int(subset[np.flatnonzero(unknown)[0]])
+                ex = next(ex for i, ex in rows.rows(data) if i == first)
+                raise BadRow(f"{ex.source}: unknown label {ex.label!r} (labels: {', '.join(self.labels)})")
+            self.num_bad += int(unknown.sum())
+        return subset[~unknown]
 
     def _read(self, spec: str, data: DataConfig) -> list[RawExample]:
         split = check_labels(read_split(spec, data), self.labels, data)
@@ -171,7 +200,8 @@ class ClassificationTask:
         self.cfg = cfg
         self.data = data
         self.resume = resume
-        self._lengths = np.asarray([len(d.ids) for d in data.train.docs])
+        docs = data.train.docs
+        self._lengths = docs.lengths if isinstance(docs, MappedDocs) else np.asarray([len(d.ids) for d in docs])
 
     def build_model(self) -> nn.Module:
         model = build_model(self.cfg.model, len(self.data.vocab), len(self.data.labels))

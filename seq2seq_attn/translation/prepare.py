@@ -41,9 +41,10 @@ FORMAT = 1
 CACHE_ENV = "SEQ2SEQ_ATTN_CACHE"
 
 
-def cache_root(data: DataConfig) -> Path:
-    """Where encoded corpora and subword models are cached (see the module docstring)."""
-    if data.cache_dir:
+def cache_root(data: object) -> Path:
+    """Where encoded corpora and subword models are cached: ``data.cache_dir`` when the data config has one
+    and sets it, else ``$SEQ2SEQ_ATTN_CACHE``, else ``~/.cache/seq2seq_attn``."""
+    if getattr(data, "cache_dir", None):
         return Path(data.cache_dir).expanduser()
     env = os.environ.get(CACHE_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "seq2seq_attn"
