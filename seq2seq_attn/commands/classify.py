@@ -7,15 +7,13 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..training.cli import add_training_args, add_weights_arg
+    from ..training.cli import add_train_command, add_weights_arg
 
     p = sub.add_parser("classify", help="document classification with attention explanations (train/test/predict)")
     cmds = p.add_subparsers(dest="classify_command", metavar="ACTION", required=True)
 
-    t = cmds.add_parser("train", help="train a classifier from a YAML config (configs/cls_*.yaml)")
-    t.add_argument("config", type=Path)
-    add_training_args(t)
-    t.set_defaults(func=handle_train)
+    add_train_command(cmds, "train", "train a classifier from a YAML config (configs/cls_*.yaml)",
+                      "YAML config (see configs/cls_*.yaml)", "seq2seq_attn.classification.lifecycle")
 
     for name in ("test", "evaluate"):
         e = cmds.add_parser(name, help="accuracy, macro-F1, per-class figures and confusion matrix of a run")
@@ -48,14 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_weights_arg(f)
     f.add_argument("--device", default="auto")
     f.set_defaults(func=handle_faithfulness)
-
-
-def handle_train(args: argparse.Namespace) -> int:
-    from ..classification.lifecycle import train
-    from ..training import overrides_from_args
-
-    return train(args.config, overrides_from_args(args), resume=args.resume, overwrite=args.overwrite,
-                 device=args.device)
 
 
 def handle_test(args: argparse.Namespace) -> int:

@@ -7,16 +7,14 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..training.cli import add_set_arg, add_training_args
+    from ..training.cli import add_set_arg, add_train_command
 
     p = sub.add_parser("vision", help="image classification with attention modules: train, compare, list")
     vsub = p.add_subparsers(dest="vision_command", metavar="ACTION")
     vsub.required = True
 
-    t = vsub.add_parser("train", help="train a ResNet (with an attention module) from a YAML config")
-    t.add_argument("config", type=Path, help="YAML config (see configs/vision_*.yaml)")
-    add_training_args(t)
-    t.set_defaults(func=handle_train)
+    add_train_command(vsub, "train", "train a ResNet (with an attention module) from a YAML config",
+                      "YAML config (see configs/vision_*.yaml)", "vision.lifecycle")
 
     c = vsub.add_parser("compare", help="compare attention modules: params, FLOPs, latency, memory, accuracy")
     c.add_argument("config", type=Path, nargs="?", help="YAML config with a compare: section (optional)")
@@ -33,15 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ls = vsub.add_parser("list", help="list the registered attention modules")
     ls.set_defaults(func=handle_list)
-
-
-def handle_train(args: argparse.Namespace) -> int:
-    from vision.lifecycle import train
-
-    from ..training import overrides_from_args
-
-    return train(args.config, overrides_from_args(args), resume=args.resume, overwrite=args.overwrite,
-                 device=args.device)
 
 
 def _compare_config(args: argparse.Namespace):

@@ -15,7 +15,7 @@ batch, and the loss is divided by the global item count, so N processes train ex
 """
 
 from .checkpoint import CheckpointError, average_weights, load_weights, read_weights, save_weights
-from .cli import add_training_args, overrides_from_args, run_training
+from .cli import add_train_command, add_training_args, overrides_from_args, run_training
 from .config import TrainingConfig
 from .rundir import prepare_run_dir
 from .task import StepOutput, Task
@@ -28,6 +28,7 @@ __all__ = [
     "Task",
     "Trainer",
     "TrainingConfig",
+    "add_train_command",
     "add_training_args",
     "average_weights",
     "load_weights",

@@ -1,24 +1,21 @@
-"""Command-line helpers so that each task's ``train`` subcommand is a few lines::
+"""Command-line helpers so that each task's ``train`` subcommand is one call::
 
 def register(sub):
-    p = sub.add_parser("train-foo")
-    p.add_argument("config")
-    add_training_args(p)
-    p.set_defaults(func=handle)
+    add_train_command(sub, "train-foo", "train a foo model", "YAML config", "foo.lifecycle")
 
-def handle(args):
-    return foo_lifecycle.train(args.config, overrides_from_args(args), resume=args.resume,
-                               overwrite=args.overwrite, device=args.device)
-
-where the task's lifecycle module loads the config with ``training.lifecycle.load_task_config`` and trains
-with :func:`run_training`.
+where the task's lifecycle module (``foo.lifecycle``) has ``train(config, overrides, resume=, overwrite=,
+device=)``, which loads the config with ``training.lifecycle.load_task_config`` and trains with
+:func:`run_training`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config import parse_override
@@ -33,6 +30,25 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--overwrite", action="store_true", help="clear the trainer's files in training.run_dir, start over")
     g.add_argument("--device", default=None, help="override training.device: auto, cpu, cuda, cuda:N or mps")
     add_set_arg(g)
+
+
+def add_train_command(sub: argparse._SubParsersAction, name: str, help: str, config_help: str,
+                      lifecycle: str) -> argparse.ArgumentParser:
+    """Register ``NAME CONFIG`` (+ :func:`add_training_args`) on ``sub``; it runs ``train`` of the lifecycle
+    module named ``lifecycle`` (e.g. ``"vision.lifecycle"``, imported only when the command runs)."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("config", type=Path, help=config_help)
+    add_training_args(p)
+    p.set_defaults(func=functools.partial(train_from_args, lifecycle))
+    return p
+
+
+def train_from_args(lifecycle: str, args: argparse.Namespace) -> int:
+    """``train(args.config, --set overrides, resume=, overwrite=, device=)`` of the module ``lifecycle``; returns
+    its exit code."""
+    train = importlib.import_module(lifecycle).train
+    return train(args.config, overrides_from_args(args), resume=args.resume, overwrite=args.overwrite,
+                 device=args.device)
 
 
 def add_set_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
