@@ -29,6 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The subcommand as typed, e.g. ``classify predict``."""
+    words = [args.command]
+    for attr in ("classify_command", "vision_command"):
+        if getattr(args, attr, None):
+            words.append(getattr(args, attr))
+    return " ".join(words)
+
+
+def _one_line(e: BaseException) -> str:
+    """The exception's message on one line (multi-line messages joined with "; ")."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return "; ".join(lines) or type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -37,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        # Errors about the user's input: one clear line, no traceback.
-        print(f"seq2seq-attn {args.command}: error: {e}", file=sys.stderr)
+    except (ConfigError, OSError, ValueError) as e:
+        # Errors about the user's input or its files (missing, unreadable, disk full): one line, no traceback.
+        print(f"seq2seq-attn {_command(args)}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -200,16 +200,20 @@ def apply_overrides(data: dict, overrides: dict[str, Any] | None) -> dict:
     """Set each dotted key of ``overrides`` (``{"training.lr": 3e-4}``, as ``--set`` gives them) in the nested
     mapping ``data``, creating sections as needed; returns ``data``. The one implementation of ``--set``.
 
-    Raises ``ConfigError`` ("--set KEY: PART is not a section") when a key runs through a plain value.
+    Raises ``ConfigError`` naming the key when it is empty or runs through a plain value
+    ("--set training.lr.x: training.lr is a value (0.1), not a section").
     """
     for dotted, value in (overrides or {}).items():
+        parts = str(dotted).split(".")
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"--set {dotted!r}: expected a dotted key such as training.lr")
         node = data
-        *parents, last = dotted.split(".")
-        for part in parents:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {dotted}: {part} is not a section")
-        node[last] = value
+                section = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {dotted}: {section} is a value ({node!r}), not a section")
+        node[parts[-1]] = value
     return data
 
 
@@ -241,8 +245,16 @@ def save_config(obj: Any, path: str | Path) -> None:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``training.lr=3e-4`` -> ("training.lr", 0.0003); the value is read as YAML."""
+    """``training.lr=3e-4`` -> ("training.lr", 0.0003); the value is read as YAML (a YAML error is a
+    :class:`ConfigError` naming the override)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. training.max_epochs=3")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    if not key.strip():
+        raise ConfigError(f"override {text!r}: empty key; expected KEY=VALUE, e.g. training.max_epochs=3")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"--set {text}: invalid YAML value ({problem})") from None
+    return key.strip(), value

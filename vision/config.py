@@ -129,11 +129,15 @@ class VisionModelConfig:
         if self.attention in ("", "none"):
             self.attention = None
         if self.attention is not None:
-            from .registry import list_attention
+            from .registry import check_attention_kwargs, list_attention
 
             if self.attention not in list_attention():
                 raise ValueError(f"unknown attention module {self.attention!r}; available: "
                                  f"{', '.join(list_attention())}")
+            try:
+                check_attention_kwargs(self.attention, self.attention_kwargs)
+            except ValueError as e:
+                raise ValueError(f"attention_kwargs: {e}") from None
 
 
 @dataclass
@@ -180,6 +184,16 @@ class CompareConfig:
             raise ValueError(f"input_size must be [B, C, H, W] with positive sizes, got {self.input_size}")
         if self.bench_repeats < 1 or self.bench_warmup < 0:
             raise ValueError("bench_repeats must be >= 1 and bench_warmup >= 0")
+        from .registry import check_attention_kwargs, list_attention
+
+        for module, kwargs in self.module_kwargs.items():
+            if module not in list_attention():
+                raise ValueError(f"module_kwargs: unknown attention module {module!r}; available: "
+                                 f"{', '.join(list_attention())}")
+            try:
+                check_attention_kwargs(module, kwargs)
+            except ValueError as e:
+                raise ValueError(f"module_kwargs.{module}: {e}") from None
 
 
 @dataclass

@@ -53,6 +53,24 @@ class ImageSet:
         return ImageSet(self.images[idx], self.labels[idx], self.classes)
 
 
+def num_classes_of(train: ImageSet) -> int:
+    """Classes of a training split: its class names, or more when a label is past them."""
+    top = int(train.labels.max()) + 1 if len(train) else 0
+    return max(len(train.classes), top)
+
+
+def check_split(images: ImageSet, num_classes: int, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` (file and split) when the split is empty or holds a label
+    outside ``0 .. num_classes - 1`` (the training classes), with the first offending image's index."""
+    if len(images) == 0:
+        raise ValueError(f"{where}: no images")
+    bad = ((images.labels < 0) | (images.labels >= num_classes)).nonzero()
+    if len(bad):
+        i = int(bad[0, 0])
+        raise ValueError(f"{where}: image {i} has label {int(images.labels[i])}, outside the training classes "
+                         f"0..{num_classes - 1} ({len(bad)} such images)")
+
+
 def cache_dir(override: str | Path | None = None) -> Path:
     """Where decoded datasets are cached: ``override``, ``$SEQ2SEQ_ATTN_CACHE`` or ``~/.cache/seq2seq_attn``."""
     if override:

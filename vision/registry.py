@@ -7,6 +7,7 @@ imported on first use, so adding a file is enough to add a module (as in timm's 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable
 
@@ -50,6 +51,31 @@ def create_attention(name: str | None, channels: int, **kwargs) -> nn.Module:
     if not name:
         return nn.Identity()
     _load_all()
+    check_attention_kwargs(name, kwargs)
+    try:
+        return _REGISTRY[name](channels, **kwargs)
+    except TypeError as e:  # the names fit (checked above), so a value has the wrong type
+        raise ValueError(f"attention module {name!r} with {kwargs}: {e}") from e
+
+
+def attention_arguments(name: str) -> list[str] | None:
+    """The keyword arguments module ``name`` takes besides ``channels`` (None: it takes any)."""
+    _load_all()
     if name not in _REGISTRY:
         raise ValueError(f"unknown attention module {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](channels, **kwargs)
+    params = list(inspect.signature(_REGISTRY[name]).parameters.values())[1:]  # after channels
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_attention_kwargs(name: str, kwargs: dict) -> None:
+    """Raise ``ValueError`` naming the module and its accepted arguments when ``kwargs`` has a key that
+    module ``name`` does not take."""
+    accepted = attention_arguments(name)
+    if accepted is None:
+        return
+    unknown = [str(k) for k in kwargs if k not in accepted]
+    if unknown:
+        raise ValueError(f"attention module {name!r} takes no argument {', '.join(map(repr, unknown))} "
+                         f"(accepted: {', '.join(accepted) or 'none'})")

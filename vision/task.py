@@ -17,7 +17,18 @@ from torch import nn
 from seq2seq_attn.training.task import StepOutput
 
 from .config import VisionConfig, VisionDataConfig, VisionModelConfig
-from .data import ImageSet, InputSpec, Normalize, augment, batch_seed, channel_stats, load_hf, load_npz
+from .data import (
+    ImageSet,
+    InputSpec,
+    Normalize,
+    augment,
+    batch_seed,
+    channel_stats,
+    check_split,
+    load_hf,
+    load_npz,
+    num_classes_of,
+)
 from .models import build_resnet
 from .models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
 
@@ -31,8 +42,15 @@ def load_split(cfg: VisionDataConfig, split: str) -> ImageSet:
 
 
 def prepare_data(cfg: VisionDataConfig) -> tuple[ImageSet, ImageSet, ImageSet]:
-    """(train, valid, test) after the holdout split and the ``max_train``/``max_test`` subsets."""
+    """(train, valid, test) after the holdout split and the ``max_train``/``max_test`` subsets.
+
+    Every split is checked here, before any training: none may be empty, and every label must be one of the
+    training classes (``ValueError`` naming the file, split and image)."""
     train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    source = cfg.path if cfg.source == "npz" else cfg.hf_name
+    num_classes = num_classes_of(train)
+    check_split(train, num_classes, f"{source}: train split")
+    check_split(test, num_classes, f"{source}: test split")
     if train.images.shape[1:] != test.images.shape[1:]:
         raise ValueError(f"train images {tuple(train.images.shape[1:])} and test images "
                          f"{tuple(test.images.shape[1:])} differ in shape")
@@ -84,7 +102,7 @@ class VisionTask:
         if len(mean) != channels:
             raise ValueError(f"data.mean/std have {len(mean)} values for {channels}-channel images")
         self.normalize = Normalize(mean, std)
-        self.num_classes = max(len(self.train_set.classes), int(self.train_set.labels.max()) + 1)
+        self.num_classes = num_classes_of(self.train_set)
         self.seed = config.training.seed
         c, h, w = self.train_set.images.shape[1:]
         classes = [str(name) for name in self.train_set.classes]

@@ -41,6 +41,9 @@ class SplitData:
     num_bad: int = 0
 
 
+_FIELD_LIMIT = 2**31 - 1  # the largest value csv.field_size_limit takes on every platform (a C long)
+
+
 def _label_str(value: object) -> str | None:
     if value is None:
         return None
@@ -65,6 +68,8 @@ def _row(text: object, label: object, source: str, cfg: DataConfig) -> RawExampl
 
 
 def _read_delimited(path: Path, cfg: DataConfig, delimiter: str) -> Iterator[RawExample | BadRow]:
+    # Long documents are normal input for a document classifier: lift the csv module's 128 KiB field limit.
+    csv.field_size_limit(_FIELD_LIMIT)
     with open_text(path, encoding=cfg.encoding, newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         header = reader.fieldnames or []
