@@ -4,6 +4,7 @@ line up with their inputs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,147 @@ def test_tsv_documents_longer_than_the_csv_field_limit_are_read(tmp_path):
     path.write_text(f"text\tlabel\n{long_doc}\tpos\nshort one\tneg\n", encoding="utf-8")
     split = read_split(str(path), DataConfig(format="tsv", train=str(path)))
     assert [len(ex.text) for ex in split.examples] == [len(long_doc), 9] and split.num_bad == 0
+
+
+# ------------------------------------------------------------------------------- §3 the non-finite guard
+
+
+def _fit(run_dir: Path, task=None, **cfg):
+    from _trainer_tasks import TinyRegression, config
+
+    from seq2seq_attn.training import Trainer
+
+    trainer = Trainer(task or TinyRegression(), config(str(run_dir), **cfg), {"task": "tiny"})
+    return trainer, trainer.fit()
+
+
+def test_nan_gradients_with_a_finite_loss_are_skipped_without_clipping(tmp_path):
+    import torch
+    from _trainer_tasks import TinyRegression
+
+    task = TinyRegression(nan_grad_calls={3})
+    trainer, summary = _fit(tmp_path / "run", task, max_epochs=1)  # clip_grad_norm is None
+    assert summary["steps"] == len(task.train_batches(0)) - 1
+    assert "non-finite gradient norm (nan)" in (tmp_path / "run" / "train.log").read_text()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_repeated_nan_gradients_stop_without_saving_and_the_message_is_true(tmp_path):
+    import json
+
+    from _trainer_tasks import TinyRegression
+
+    from seq2seq_attn.training import NonFiniteLossError, load_weights
+
+    run = tmp_path / "run"
+    task = TinyRegression(nan_grad_calls=range(8, 1000))
+    with pytest.raises(NonFiniteLossError, match=r"last: non-finite gradient norm \(nan\)\); stopped, last good "
+                                                 r"checkpoint \(step 5\)"):
+        _fit(run, task, save_every=5, eval_every=5, max_nonfinite=3)
+    assert json.loads((run / "latest.json").read_text())["step"] == 5
+    for which in ("latest", "best"):
+        load_weights(task.build_model(), run, which=which)  # finite, or this would raise
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    """An optimizer update that makes the weights NaN (finite gradients, an infinite learning rate) is caught
+    before the checkpoint is written."""
+    from _trainer_tasks import TinyRegression
+
+    from seq2seq_attn.training import NonFiniteLossError
+
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match=r"non-finite weights at step 1 \(0.weight.*not saved, no "
+                                                 r"checkpoint written"):
+        _fit(run, TinyRegression(), optimizer="sgd", lr=float("inf"), save_every=1, eval_every=100)
+    assert not (run / "latest.json").exists() and not (run / "best.safetensors").exists()
+
+
+# ------------------------------------------------------------------------- §1 non-finite weights, disk full
+
+
+def test_loading_non_finite_weights_is_refused_naming_file_and_tensor(tmp_path):
+    import torch
+    from _trainer_tasks import TinyRegression
+
+    from seq2seq_attn.training import CheckpointError, load_weights
+    from seq2seq_attn.training.checkpoint import save_weights
+
+    model = TinyRegression().build_model()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["3.bias"][0] = float("nan")
+    save_weights(state, tmp_path / "nan.safetensors")
+    with pytest.raises(CheckpointError, match=r"nan.safetensors: non-finite weights \(inf or NaN\) in 3.bias"):
+        load_weights(model, tmp_path / "nan.safetensors")
+    assert torch.isfinite(model[3].bias).all()  # the model is unchanged
+
+
+def test_disk_full_during_a_checkpoint_keeps_the_last_one_and_says_so(tmp_path, monkeypatch, capsys):
+    import errno
+    import json
+    import os
+
+    from _trainer_tasks import TinyRegression, config
+
+    from seq2seq_attn.training import WriteError, run_training
+
+    run = tmp_path / "run"
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(tuple(f"step-{s:06d}.state.pt.tmp-{os.getpid()}"
+                                                             for s in (10,))):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(WriteError, match=r"checkpoint of step 10 not saved: could not write .*step-000010.state.pt "
+                                         r"\(No space left on device\); the file it would replace is unchanged; "
+                                         r"the last complete checkpoint \(step 5\) is kept"):
+        _fit(run, TinyRegression(), save_every=5, eval_every=100)
+    assert json.loads((run / "latest.json").read_text())["step"] == 5
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000005.safetensors",
+                                                                     "step-000005.state.pt"]
+    # Through the CLI: one line, exit code 2.
+    from seq2seq_attn import cli
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _FakeParser(
+        lambda: run_training(TinyRegression(), config(str(tmp_path / "run2"), save_every=10, eval_every=100))))
+    assert cli.main([]) == 2
+    assert "step 10 not saved" in _error(capsys, "fake")
+
+
+class _FakeParser:
+    """Stands in for the CLI's parser: its one command runs ``fn``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def parse_args(self, argv):
+        import argparse
+
+        return argparse.Namespace(command="fake", func=lambda args: self.fn())
+
+
+def test_temp_files_of_a_killed_save_are_removed_at_the_next_start(tmp_path):
+    import subprocess
+    import sys
+
+    from _trainer_tasks import TinyRegression
+
+    run = tmp_path / "run"
+    _fit(run, TinyRegression(), max_epochs=1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited
+    stale = [run / "checkpoints" / f".step-000020.safetensors.tmp-{pid}", run / f".best.json.tmp-{pid}"]
+    live = run / f".latest.json.tmp-{os.getppid()}"  # a running process's: kept
+    for p in [*stale, live]:
+        p.write_bytes(b"x" * 100)
+    from _trainer_tasks import config
+
+    from seq2seq_attn.training import Trainer
+
+    Trainer(TinyRegression(), config(str(run), max_epochs=2), {"task": "tiny"}, resume=True).fit()
+    assert not any(p.exists() for p in stale) and live.exists()
+    assert "removed 2 temporary files left by an interrupted save" in (run / "train.log").read_text()

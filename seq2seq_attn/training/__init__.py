@@ -14,7 +14,7 @@ exit with 128 + the signal number. Under ``torchrun`` each rank takes ``indices[
 batch, and the loss is divided by the global item count, so N processes train exactly like one.
 """
 
-from .checkpoint import CheckpointError, average_weights, load_weights, read_weights, save_weights
+from .checkpoint import CheckpointError, WriteError, average_weights, load_weights, read_weights, save_weights
 from .cli import add_train_command, add_training_args, overrides_from_args, run_training
 from .config import TrainingConfig
 from .rundir import prepare_run_dir
@@ -23,6 +23,7 @@ from .trainer import NonFiniteLossError, Trainer
 
 __all__ = [
     "CheckpointError",
+    "WriteError",
     "NonFiniteLossError",
     "StepOutput",
     "Task",

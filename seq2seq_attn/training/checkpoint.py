@@ -25,6 +25,8 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from .runtime import total_norm
+
 CKPT_DIR = "checkpoints"
 LATEST = "latest.json"
 BEST_WEIGHTS = "best.safetensors"
@@ -33,7 +35,12 @@ _STEP_RE = re.compile(r"^step-(\d+)\.safetensors$")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, or does not fit the model. The message names the file."""
+    """A checkpoint file is missing, corrupt, non-finite, or does not fit the model. The message names the file."""
+
+
+class WriteError(OSError):
+    """A file could not be written (disk full, no permission); the file it would replace is unchanged.
+    The message names the file and the reason."""
 
 
 # ---------------------------------------------------------------------------------------------- atomic I/O
@@ -52,20 +59,60 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(fh)`` into a temp file, fsync it, then rename it into place."""
+_TMP_RE = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def temp_path(path: str | Path) -> Path:
+    """The temporary name :func:`atomic_write` writes ``path`` under (``.NAME.tmp-PID`` beside it)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(fh)`` into a temp file, fsync it, then rename it into place.
+
+    Raises :class:`WriteError` (an ``OSError``) naming the file when the disk is full or the folder not
+    writable; the temp file is removed and an existing ``path`` is left as it was."""
+    path = Path(path)
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        reason = e.strerror or str(e) or type(e).__name__
+        raise WriteError(f"could not write {path} ({reason}); the file it would replace is unchanged") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Remove the temp files that :func:`atomic_write` left in ``folder`` when its process was killed
+    mid-write (those of processes still running are kept); returns the files removed."""
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _TMP_RE.match(p.name)
+            if m and p.is_file() and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -164,7 +211,18 @@ def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
         problems.append(f"not in model: {_names(unexpected)}")
     if problems:
         raise CheckpointError(f"{path}: checkpoint does not fit the model ({'; '.join(problems)})")
+    check_finite(state, path)
     model.load_state_dict(state)
+
+
+def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Raise :class:`CheckpointError` naming the file and tensors when a floating-point tensor holds inf/NaN."""
+    tensors = [t for t in state.values() if t.is_floating_point()]
+    if not tensors or torch.isfinite(total_norm(tensors)):
+        return
+    bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    raise CheckpointError(f"{path}: non-finite weights (inf or NaN) in {_names(bad)}; the checkpoint cannot be "
+                          "used (pick another with --which, or train again)")
 
 
 # ------------------------------------------------------------------------------------------- trainer state
@@ -230,12 +288,20 @@ def write_checkpoint(
     run_dir = Path(run_dir)
     (run_dir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     w_path, s_path = checkpoint_paths(run_dir, step)
-    save_weights(weights, w_path, {"step": str(step)})
-    save_state(state, s_path)
-    atomic_write_json(
-        run_dir / LATEST,
-        {"step": step, "weights": str(w_path.relative_to(run_dir)), "state": str(s_path.relative_to(run_dir))},
-    )
+    try:
+        save_weights(weights, w_path, {"step": str(step)})
+        save_state(state, s_path)
+        atomic_write_json(
+            run_dir / LATEST,
+            {"step": step, "weights": str(w_path.relative_to(run_dir)), "state": str(s_path.relative_to(run_dir))},
+        )
+    except WriteError as e:
+        latest = read_latest(run_dir)
+        if latest is None or latest["step"] != step:  # an unfinished pair: remove it
+            w_path.unlink(missing_ok=True)
+            s_path.unlink(missing_ok=True)
+        kept = f"the last complete checkpoint (step {latest['step']}) is kept" if latest else "no checkpoint kept"
+        raise WriteError(f"checkpoint of step {step} not saved: {e}; {kept}") from e
     prune_checkpoints(run_dir, keep_last, current=step)
     return w_path
 

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import os
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -233,3 +233,10 @@ class DistContext:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+
+def total_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """L2 norm over all ``tensors`` as one 0-dim float32 tensor on their device, without a host sync
+    (``torch._foreach_norm``, as ``clip_grad_norm_``); inf or NaN when any element is."""
+    norms = torch._foreach_norm(list(tensors))
+    return torch.linalg.vector_norm(torch.stack([n.to(torch.float32) for n in norms]))

@@ -30,10 +30,12 @@ from tqdm.auto import tqdm
 
 from ..config import to_dict
 from .checkpoint import (
+    CKPT_DIR,
     load_state_dict_checked,
     read_latest,
     read_state,
     read_weights,
+    remove_stale_temp_files,
     write_best,
     write_checkpoint,
 )
@@ -52,6 +54,7 @@ from .runtime import (
     seed_everything,
     set_deterministic,
     set_rng_state,
+    total_norm,
 )
 from .task import StepOutput
 
@@ -59,7 +62,8 @@ _TASK_METHODS = ("build_model", "train_batches", "collate", "loss", "evaluate")
 
 
 class NonFiniteLossError(RuntimeError):
-    """Too many non-finite losses in a row; the last good checkpoint was left untouched."""
+    """Too many non-finite losses or gradients in a row, or non-finite weights about to be saved; the last
+    good checkpoint was left untouched."""
 
 
 def _identity(x: Any) -> Any:
@@ -191,6 +195,10 @@ class Trainer:
             self.dist.barrier()
             if self.dist.is_main:
                 prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=True)
+                stale = [*remove_stale_temp_files(self.run_dir), *remove_stale_temp_files(self.run_dir / CKPT_DIR)]
+                if stale:
+                    notes.append(f"removed {len(stale)} temporary files left by an interrupted save: "
+                                 f"{', '.join(p.name for p in stale[:3])}{' ...' if len(stale) > 3 else ''}")
             self.dist.barrier()
             self.log = RunLogger(self.run_dir, self.dist.is_main, cfg.tensorboard)
             if self.resumed_from is not None:
@@ -455,7 +463,16 @@ class Trainer:
 
     def _finish_step(self, acc: _Accumulator, bar: tqdm) -> str | None:
         cfg = self.cfg
-        loss_sum = acc.loss.item() if acc.loss is not None else 0.0  # one host sync per optimizer step
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        # Without clipping (which measures the norm anyway) or fp16's GradScaler (which skips inf/NaN steps
+        # itself), measure the gradient norm here: a finite loss can still have non-finite gradients.
+        check = cfg.clip_grad_norm is None and not self.scaler.is_enabled() and bool(grads)
+        loss_t = acc.loss if acc.loss is not None else torch.zeros((), device=self.device)
+        if check:
+            # one host sync per optimizer step for the loss and the gradient norm together
+            loss_sum, grad_check = torch.stack([loss_t.float(), total_norm(grads)]).tolist()
+        else:
+            loss_sum, grad_check = loss_t.item(), 0.0
         out_of_time = (
             self.dist.is_main
             and cfg.max_minutes is not None
@@ -475,6 +492,8 @@ class Trainer:
             if cfg.clip_grad_norm is not None:
                 self.scaler.unscale_(self.optimizer)
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm))
+            elif check:
+                grad_norm = grad_check * acc.ref / items if items != acc.ref else grad_check
             if grad_norm is not None and not math.isfinite(grad_norm) and not self.scaler.is_enabled():
                 # A finite loss with overflowing gradients (fp16's GradScaler skips those steps itself).
                 problem = f"non-finite gradient norm ({grad_norm})"
@@ -515,10 +534,32 @@ class Trainer:
         )
         if self.nonfinite >= cfg.max_nonfinite:
             raise NonFiniteLossError(
-                f"{self.nonfinite} non-finite losses in a row (epoch {self.epoch + 1}, after step {self.step}); "
-                f"stopped, last good checkpoint in {self.run_dir} left untouched. "
+                f"{self.nonfinite} non-finite losses or gradients in a row (epoch {self.epoch + 1}, after step "
+                f"{self.step}; last: {problem}); stopped, {self._kept()}. "
                 "Try a lower training.lr or set training.clip_grad_norm"
             )
+
+    def _kept(self) -> str:
+        """What stays on disk after a stop: the last checkpoint written, or that there is none."""
+        try:
+            latest = read_latest(self.run_dir)
+        except ValueError:  # a corrupt latest.json: say nothing about it here
+            latest = None
+        if latest is None:
+            return f"no checkpoint written in {self.run_dir}"
+        return f"last good checkpoint (step {latest['step']}) in {self.run_dir} left untouched"
+
+    def _check_weights(self) -> None:
+        """Raise :class:`NonFiniteLossError` instead of saving non-finite weights (every rank holds the same)."""
+        tensors = [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        if tensors and math.isfinite(float(total_norm(tensors))):
+            return
+        bad = [name for name, t in self.model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+        shown = ", ".join(bad[:4]) + (f" (+{len(bad) - 4} more)" if len(bad) > 4 else "")
+        raise NonFiniteLossError(
+            f"non-finite weights at step {self.step} ({shown}); not saved, {self._kept()}. "
+            "Try a lower training.lr or set training.clip_grad_norm"
+        )
 
     def _log_step(
         self, loss_sum: float, items: float, units: float, lr: float, grad_norm: Any, logs: dict, bar: tqdm
@@ -590,6 +631,7 @@ class Trainer:
             self.best is None or (value < self.best if cfg.metric_mode == "min" else value > self.best)
         )
         if improved:
+            self._check_weights()
             self.best, self.best_step, self.bad_evals = value, self.step, 0
             if self.dist.is_main:
                 info = {
@@ -613,6 +655,7 @@ class Trainer:
         return None
 
     def _save(self) -> None:
+        self._check_weights()
         state = self._state()
         state["rng"] = self.dist.gather(rng_state())  # every rank's streams, for an exact continuation
         if self.dist.is_main:
