@@ -138,7 +138,8 @@ def test_predictor_explains_han_and_transformer_runs(tmp_path, model):
     cfg = from_dict(ClassificationConfig, {"data": {"format": "tsv", "train": str(data), "min_freq": 1},
                                            "model": {"embed_dim": 16, **model}})
     run = tmp_path / "run"
-    built = ClassificationData(cfg, run)  # writes vocab.json and labels.json
+    built = ClassificationData(cfg, run)
+    built.save(run)  # vocab.json and labels.json
     save_config(cfg, run / "config.yaml")
     torch.manual_seed(0)
     from seq2seq_attn.classification.models import build_model

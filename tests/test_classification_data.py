@@ -153,6 +153,8 @@ def test_task_batches_are_deterministic_and_cover_the_data(tmp_path):
                                                     "batch_size": 8, "min_freq": 1, "valid_fraction": 0.2}})
     task = ClassificationTask(cfg, ClassificationData(cfg, tmp_path / "run"))
     assert task.data.labels == ["0", "1", "2"] and len(task.data.train) == 40 and len(task.data.valid) == 10
+    assert not (tmp_path / "run").exists()  # written only when the Trainer's checks have passed
+    task.write_run_files(tmp_path / "run")
     assert json.loads((tmp_path / "run" / "labels.json").read_text()) == ["0", "1", "2"]
     b0 = task.train_batches(0)
     assert b0 == task.train_batches(0) and b0 != task.train_batches(1)

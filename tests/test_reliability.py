@@ -252,3 +252,89 @@ def test_temp_files_of_a_killed_save_are_removed_at_the_next_start(tmp_path):
     Trainer(TinyRegression(), config(str(run), max_epochs=2), {"task": "tiny"}, resume=True).fit()
     assert not any(p.exists() for p in stale) and live.exists()
     assert "removed 2 temporary files left by an interrupted save" in (run / "train.log").read_text()
+
+
+# ------------------------------------------------------------------------------- §2 checks before writes
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def translation_run(tmp_path_factory):
+    """A tiny translation run (2 steps) with its corpus and config."""
+    from test_translation_cli import tiny_config, tiny_corpus
+
+    root = tmp_path_factory.mktemp("mt")
+    src, tgt = tiny_corpus(root)
+    config = tiny_config(root, src, tgt)
+    assert main(["train", str(config), *MT_SETS]) == 0
+    return root, config, root / "run"
+
+
+MT_SETS = ["--set", "training.max_steps=2", "--set", "training.eval_every=2", "--set", "training.progress=false"]
+
+
+def test_a_failed_translation_run_writes_nothing_into_its_run_dir(tmp_path, capsys):
+    from test_translation_cli import tiny_config, tiny_corpus
+
+    src, tgt = tiny_corpus(tmp_path)
+    config = tiny_config(tmp_path, src, tgt)
+    assert main(["train", str(config), "--set", "data.max_len=1"]) == 2  # every line is too long
+    assert "is empty after filtering" in _error(capsys, "train")
+    assert not (tmp_path / "run").exists()  # no spm.model for the next run to pick up
+
+
+@pytest.mark.parametrize("override", ["data.vocab_size=70", "data.joint_vocab=false", "data.spm_type=unigram"])
+def test_resume_with_a_changed_vocabulary_is_refused_and_changes_nothing(translation_run, capsys, override):
+    root, config, run = translation_run
+    before = _snapshot(run)
+    assert main(["train", str(config), "--resume", *MT_SETS, "--set", override]) == 2
+    line = _error(capsys, "train")
+    assert f"cannot resume with a different config: {override.split('=')[0]} (" in line
+    assert _snapshot(run) == before  # no new spm.src.model / spm.tgt.model
+
+
+def test_resume_without_the_subword_model_of_its_checkpoint_is_refused(translation_run, tmp_path, capsys):
+    import shutil
+
+    root, config, run = translation_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "spm.model").unlink()
+    assert main(["train", str(config), "--resume", *MT_SETS, "--set", f"training.run_dir={copy}"]) == 2
+    assert "spm.model: missing; the checkpoint's weights need the subword model" in _error(capsys, "train")
+    assert not (copy / "spm.model").exists()
+
+
+def test_classification_resume_with_changed_labels_or_vocabulary_is_refused(tmp_path, capsys):
+    data = tmp_path / "train.tsv"
+    data.write_text("text\tlabel\n" + "".join(f"doc {i} word{i % 3}\t{'ab'[i % 2]}\n" for i in range(12)),
+                    encoding="utf-8")
+    config = tmp_path / "cls.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"format": "tsv", "train": str(data), "min_freq": 1, "batch_size": 4},
+        "model": {"type": "attention", "encoder": "none", "embed_dim": 8},
+        "training": {"run_dir": str(tmp_path / "run"), "device": "cpu", "max_steps": 2, "progress": False}}),
+        encoding="utf-8")
+    assert main(["classify", "train", str(config)]) == 0
+    before = _snapshot(tmp_path / "run")
+    for override in ("data.min_freq=2", "data.labels=[b, a]", "data.lowercase=false"):
+        assert main(["classify", "train", str(config), "--resume", "--set", override]) == 2
+        assert f"cannot resume with a different config: {override.split('=')[0]} (" in _error(capsys, "classify train")
+    assert _snapshot(tmp_path / "run") == before
+    # A run that fails while reading its data leaves no labels.json or vocabulary behind.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config.read_text().replace(str(tmp_path / "run"), str(tmp_path / "run2")).replace(
+        str(data), str(tmp_path / "missing.tsv")), encoding="utf-8")
+    assert main(["classify", "train", str(bad)]) == 2
+    assert not (tmp_path / "run2").exists()
+
+
+def test_vision_resume_with_another_dataset_is_refused_before_reading_it(tmp_path, capsys):
+    config = _vision_config(tmp_path, [0, 1, 0, 1], [0, 1])
+    assert main(["vision", "train", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["vision", "train", str(config), "--resume", "--set", "data.path=elsewhere.npz"]) == 2
+    assert "cannot resume with a different config: data.path (" in _error(capsys, "vision train")

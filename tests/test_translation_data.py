@@ -113,7 +113,9 @@ def test_collate_shapes_and_specials() -> None:
 
 @pytest.mark.parametrize("joint", [True, False])
 def test_subwords_saved_and_reloaded(tmp_path: Path, joint: bool) -> None:
-    vocabs = Vocabs.build(tmp_path, joint, DE * 5, EN * 5, 40, "bpe", 1.0, 1000)
+    vocabs = Vocabs.train(joint, DE * 5, EN * 5, 40, "bpe", 1.0, 1000)
+    assert list(tmp_path.iterdir()) == []  # trained in memory
+    vocabs.save(tmp_path)
     reloaded = Vocabs.load(tmp_path, joint)
     assert reloaded.encode_src(DE) == vocabs.encode_src(DE)
     assert all(ids[-1] == EOS for ids in vocabs.encode_src(DE))
@@ -167,10 +169,14 @@ def test_task_from_tsv_in_sentence_mode(tmp_path: Path) -> None:
     model = task.build_model()
     out = task.loss(model, batch)
     assert out.num_items == batch.num_tokens and out.loss_sum.requires_grad
-    # A second task on the same run dir (resume, translate) reuses the saved subwords.
+    # Nothing is written until the Trainer's checks have passed and it calls write_run_files.
+    assert not (tmp_path / "run").exists()
+    task.write_run_files(tmp_path / "run")
+    # A resumed task on the same run dir reuses the saved subwords.
     before = (tmp_path / "run" / "spm.src.model").read_bytes()
-    again = TranslationTask(cfg, tmp_path / "run", log=logs.append)
-    assert list(again.train_src) == list(task.train_src) and (tmp_path / "run" / "spm.src.model").read_bytes() == before
+    again = TranslationTask(cfg, tmp_path / "run", log=logs.append, resume=True)
+    assert list(again.train_src) == list(task.train_src)
+    assert (tmp_path / "run" / "spm.src.model").read_bytes() == before
 
 
 @pytest.mark.shared_data
@@ -232,12 +238,13 @@ def test_subword_training_samples_both_sides_of_a_large_corpus(tmp_path: Path, j
     src = [" ".join(latin[i] for i in p) for p in pairs]
     tgt = [" ".join((greek if n >= 300 else cyrillic)[i] for i in p) for n, p in enumerate(pairs)]
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    vocabs = Vocabs.build(tmp_path / "a", joint, src, tgt, 120, "unigram", 1.0, 200)
+    vocabs = Vocabs.train(joint, src, tgt, 120, "unigram", 1.0, 200)
+    vocabs.save(tmp_path / "a")
     for side, words in ((vocabs.src, latin), (vocabs.tgt, greek), (vocabs.tgt, cyrillic)):
         for word in words:
             assert side.encode(word, out_type=str) == ["▁" + word], word
     assert vocabs.tgt.unk_id() not in [t for ids in vocabs.encode_tgt(tgt) for t in ids]
-    Vocabs.build(tmp_path / "b", joint, src, tgt, 120, "unigram", 1.0, 200)
+    Vocabs.train(joint, src, tgt, 120, "unigram", 1.0, 200).save(tmp_path / "b")
     for name in ("spm.model",) if joint else ("spm.src.model", "spm.tgt.model"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 

@@ -95,12 +95,11 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
     from seq2seq_attn.training import prepare_run_dir, run_training
 
     cfg = load_task_config(VisionConfig, config_path, overrides)  # threads set before images are decoded
-    # Check the run dir before anything is written; the trainer creates it and saves the config.
-    run_dir = prepare_run_dir(cfg.training.run_dir, cfg, resume=resume, overwrite=overwrite, write=False)
+    # Check the run dir (and a --resume's config) before the images are read and decoded; the Trainer
+    # creates it, saves the config and the task's inputs.json once all its checks have passed.
+    prepare_run_dir(cfg.training.run_dir, cfg, resume=resume, overwrite=overwrite, write=False,
+                    guarded=VisionTask.resume_keys)
     task = VisionTask(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        task.input_spec.save(run_dir)  # what inference needs, so the run loads without its data
     code = run_training(task, cfg.training, cfg, resume=resume, overwrite=overwrite, device=device)
     if code != 0 or int(os.environ.get("RANK", "0")) != 0:
         return code

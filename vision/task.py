@@ -8,6 +8,7 @@ and the batch's example indices, so an interrupted and resumed run sees exactly 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,6 +90,10 @@ class VisionTask:
     """The Trainer's view of image classification (see ``seq2seq_attn.training.task.Task``)."""
 
     unit = "img"
+    #: Keys that change which images and classes the weights were trained on, or their normalization: a
+    #: resume with any of them changed is refused.
+    resume_keys = ("data.source", "data.path", "data.hf_name", "data.hf_config", "data.hf_train_split",
+                   "data.image_column", "data.label_column", "data.mean", "data.std")
 
     def __init__(self, config: VisionConfig, data: tuple[ImageSet, ImageSet, ImageSet] | None = None) -> None:
         self.config = config
@@ -108,6 +113,11 @@ class VisionTask:
         classes = [str(name) for name in self.train_set.classes]
         self.input_spec = InputSpec([float(v) for v in mean], [float(v) for v in std], classes, self.num_classes,
                                     c, h, w)
+
+    def write_run_files(self, run_dir: Path) -> None:
+        """Save ``inputs.json`` (what inference needs, so the run loads without its data); the Trainer calls
+        this on rank 0 once its checks have passed."""
+        self.input_spec.save(Path(run_dir))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

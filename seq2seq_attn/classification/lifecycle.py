@@ -34,8 +34,9 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
 
     cfg = load_task_config(ClassificationConfig, config_path, overrides)
     # Check the run dir before anything is written; the trainer creates it and saves the config.
-    run_dir = prepare_run_dir(cfg.training.run_dir, cfg, resume=resume, overwrite=overwrite, write=False)
-    data = ClassificationData(cfg, run_dir, resume=resume)  # saves labels.json and the vocabulary
+    run_dir = prepare_run_dir(cfg.training.run_dir, cfg, resume=resume, overwrite=overwrite, write=False,
+                              guarded=ClassificationTask.resume_keys)
+    data = ClassificationData(cfg, run_dir, resume=resume)  # the Trainer saves labels.json and the vocabulary
     if data.num_bad:
         print(f"skipped {data.num_bad} bad rows (data.skip_bad_rows)")
     print(f"train {len(data.train)} documents, valid {len(data.valid) if data.valid else 0}, "

@@ -113,9 +113,14 @@ class ClassificationData:
     read after training, by :func:`load_split`)."""
 
     def __init__(self, cfg: ClassificationConfig, run_dir: Path | None = None, resume: bool = False) -> None:
-        """Read and encode the data; with ``run_dir`` save the label set and vocabulary there (``resume``:
-        reuse the ones saved before, so a resumed run sees exactly the same ids)."""
+        """Read and encode the data. ``resume`` reuses the label set and vocabulary saved in ``run_dir`` (so a
+        resumed run sees exactly the same ids; required when it holds a checkpoint); otherwise they are built
+        here and written by :meth:`save` (the Trainer calls it through the task once its checks passed)."""
         data = cfg.data
+        # Saved files are reused when resuming; a checkpoint without them is an error (FileNotFoundError).
+        reuse = resume and run_dir is not None and (read_latest(run_dir) is not None
+                                                    or (Path(run_dir) / LABELS_FILE).is_file())
+        self.saved = reuse
         self.hierarchical = cfg.model.type == "han"
         rows = RowIndex.build(data.train, data)
         self.num_bad = rows.num_bad
@@ -123,7 +128,7 @@ class ClassificationData:
         train = np.random.default_rng(cfg.training.seed).permutation(len(rows))
         if data.max_train_docs is not None:
             train = train[: data.max_train_docs]
-        if resume and run_dir is not None and (Path(run_dir) / LABELS_FILE).is_file():
+        if reuse:
             self.labels = load_labels(run_dir)
         else:
             self.labels = label_set(rows.label_names(train), data)
@@ -139,15 +144,13 @@ class ClassificationData:
         if valid_rows is not None:
             valid_rows = self._known(rows, valid_rows, label_index, data)
 
-        if resume and run_dir is not None and (Path(run_dir) / "vocab.json").is_file():
+        if reuse:
             self.vocab = load_vocab(Path(run_dir))
         else:
             self.vocab = build_vocab(training_texts(rows, train, data, data.tokenizer == "sentencepiece"), data)
             if cfg.model.init_vocab == "union":
                 self.vocab = union_vocab(self.vocab, source_words(cfg.model.init_from,
                                                                   cfg.model.pretrained_embeddings))
-        if run_dir is not None:
-            self.save(Path(run_dir))
         encoded = EncodedRows.build(rows, self.vocab, data, self.hierarchical)
         self.train: EncodedSplit = EncodedSplit(MappedDocs(encoded, train), label_index[train])
         self.valid: EncodedSplit | None = None
@@ -177,6 +180,7 @@ class ClassificationData:
         return split.examples
 
     def save(self, run_dir: Path) -> None:
+        """Write the vocabulary and ``labels.json`` into ``run_dir``."""
         run_dir.mkdir(parents=True, exist_ok=True)
         self.vocab.save(run_dir)
         save_labels(run_dir, self.labels)
@@ -195,6 +199,10 @@ class ClassificationTask:
     """The trainer's view of a classification config (see :mod:`seq2seq_attn.training.task`)."""
 
     unit = "doc"
+    #: Keys that change what the saved weights' rows mean (label set and order, the vocabulary and the text
+    #: it is built from): a resume with any of them changed is refused.
+    resume_keys = ("data.labels", "data.label_names", "data.trec_fine", "data.label_column", "data.tokenizer",
+                   "data.vocab_size", "data.min_freq", "data.lowercase", "data.strip_html", "data.undo_ptb")
 
     def __init__(self, cfg: ClassificationConfig, data: ClassificationData, resume: bool = False) -> None:
         self.cfg = cfg
@@ -202,6 +210,12 @@ class ClassificationTask:
         self.resume = resume
         docs = data.train.docs
         self._lengths = docs.lengths if isinstance(docs, MappedDocs) else np.asarray([len(d.ids) for d in docs])
+
+    def write_run_files(self, run_dir: Path) -> None:
+        """Save the vocabulary and label set (the Trainer calls this after its checks)."""
+        if not self.data.saved:
+            self.data.save(Path(run_dir))
+            self.data.saved = True
 
     def build_model(self) -> nn.Module:
         model = build_model(self.cfg.model, len(self.data.vocab), len(self.data.labels))

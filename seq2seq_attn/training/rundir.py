@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,20 +61,33 @@ def holds_run(run_dir: Path) -> list[str]:
     return [name for name in RUN_FILES if (run_dir / name).exists()] if run_dir.is_dir() else []
 
 
-def config_changes(old: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ, as ``key (old -> new)``, ignoring the resumable settings."""
+def config_changes(old: dict, new: dict) -> list[tuple[str, str]]:
+    """``(dotted key, "key (old -> new)")`` for each value that differs, ignoring the resumable settings."""
     a, b = _flatten(old), _flatten(new)
     return [
-        f"{k} ({a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r})"
+        (k, f"{k} ({a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r})")
         for k in sorted(set(a) | set(b))
         if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES
     ]
 
 
+def _is_guarded(key: str, guarded: Sequence[str]) -> bool:
+    return key.split(".", 1)[0] in GUARDED_SECTIONS or any(key == g or key.startswith(g + ".") for g in guarded)
+
+
 def prepare_run_dir(
-    run_dir: str | Path, config: Any = None, resume: bool = False, overwrite: bool = False, write: bool = True
+    run_dir: str | Path,
+    config: Any = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    write: bool = True,
+    guarded: Sequence[str] = (),
 ) -> Path:
     """Check that ``run_dir`` may be used, then (``write``) create it and save ``config.yaml``.
+
+    ``--resume`` refuses a config whose ``model`` or ``training`` sections changed, or any of the task's
+    ``guarded`` keys (dotted keys or sections that change the meaning of the saved weights, e.g.
+    ``data.vocab_size``); other changes only give a warning.
 
     All checks come before any change on disk, and each failure is a one-line ``ValueError``. Under
     distributed training every rank checks and only rank 0 writes (``write=False`` elsewhere).
@@ -98,14 +112,15 @@ def prepare_run_dir(
         except yaml.YAMLError as e:
             raise ValueError(f"{run_dir / CONFIG_FILE}: invalid YAML ({e})") from e
         changes = config_changes(old_config, new_config)
-        guarded = [c for c in changes if c.split(".", 1)[0] in GUARDED_SECTIONS]
-        if guarded:
-            shown = "; ".join(guarded[:5]) + (f" (+{len(guarded) - 5} more)" if len(guarded) > 5 else "")
+        refused = [text for key, text in changes if _is_guarded(key, guarded)]
+        if refused:
+            shown = "; ".join(refused[:5]) + (f" (+{len(refused) - 5} more)" if len(refused) > 5 else "")
             raise ValueError(
                 f"{run_dir}: cannot resume with a different config: {shown}; use a new run dir or --overwrite"
             )
         if changes and write:
-            warnings.warn(f"{run_dir}: resuming with changed settings: {'; '.join(changes)}", stacklevel=2)
+            shown = "; ".join(text for _, text in changes)
+            warnings.warn(f"{run_dir}: resuming with changed settings: {shown}", stacklevel=2)
     if not write:
         return run_dir
     if overwrite:

@@ -53,3 +53,13 @@ class Task(Protocol):
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Validation metrics (computed by rank 0 on the unwrapped model, in eval mode, no grad)."""
+
+
+# Optional members a task may add (the Trainer looks them up with getattr):
+#
+# - ``resume_keys: tuple[str, ...]``: dotted config keys or sections outside ``model`` and ``training`` whose
+#   change would change the meaning of the saved weights (vocabularies, label sets, normalization); a
+#   ``--resume`` with any of them changed is refused, naming the key.
+# - ``write_run_files(run_dir: Path) -> None``: write the task's own files (subword models, vocabulary,
+#   labels) into the run dir. Called on rank 0 after every check has passed and ``config.yaml`` is written,
+#   so a run that is refused, or fails while loading its data, leaves nothing behind.

@@ -190,11 +190,16 @@ class Trainer:
         self.log: RunLogger | None = None
         try:
             # Every rank checks the run dir and reads the checkpoint before rank 0 changes anything on disk.
-            prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=False)
+            guarded = tuple(getattr(self.task, "resume_keys", ()))
+            prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=False, guarded=guarded)
             notes = self._setup(use_scaler)
             self.dist.barrier()
             if self.dist.is_main:
-                prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=True)
+                # Every check has passed: only now is anything written (config.yaml, then the task's files).
+                prepare_run_dir(self.run_dir, self.full_config, self.resume, self.overwrite, write=True,
+                                guarded=guarded)
+                if callable(getattr(self.task, "write_run_files", None)):
+                    self.task.write_run_files(self.run_dir)
                 stale = [*remove_stale_temp_files(self.run_dir), *remove_stale_temp_files(self.run_dir / CKPT_DIR)]
                 if stale:
                     notes.append(f"removed {len(stale)} temporary files left by an interrupted save: "

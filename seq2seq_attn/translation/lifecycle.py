@@ -38,12 +38,10 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
 
     cfg = load_task_config(TranslationConfig, config_path, overrides)
     run_dir = Path(cfg.training.run_dir)
-    # Check the run dir before training subwords into it; the Trainer writes config.yaml itself.
-    prepare_run_dir(run_dir, None, resume, overwrite, write=False)
-    if overwrite:
-        for path in {*Vocabs.paths(run_dir, True), *Vocabs.paths(run_dir, False)}:
-            path.unlink(missing_ok=True)
-    task = TranslationTask(cfg, run_dir)
+    # Check the run dir and the config (a refused --resume) before reading corpora and training subwords;
+    # the Trainer checks again and then writes config.yaml and the subword models.
+    prepare_run_dir(run_dir, cfg, resume, overwrite, write=False, guarded=TranslationTask.resume_keys)
+    task = TranslationTask(cfg, run_dir, resume=resume)
     return run_training(task, cfg.training, cfg, resume=resume, overwrite=overwrite, device=device)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,28 +90,31 @@ def _train_subwords(data: DataConfig, out: Path, log: Callable[[str], None]) -> 
         if wanted[i]:
             src.append(s)
             tgt.append(t)
-    Vocabs.build(out, data.joint_vocab, src, tgt, data.vocab_size, data.spm_type, data.character_coverage,
-                 data.spm_max_sentences)
+    Vocabs.train(data.joint_vocab, src, tgt, data.vocab_size, data.spm_type, data.character_coverage,
+                 data.spm_max_sentences).save(out)
     log(f"subwords: trained on {len(src)} of {num_pairs} pairs in {time.perf_counter() - start:.2f} s")
 
 
-def subword_models(data: DataConfig, digest: str, run_dir: Path | None, log: Callable[[str], None]) -> Vocabs:
-    """The run dir's models when it has them (resume); else the cached ones for this corpus and these
-    settings (trained into the cache first when missing), copied into ``run_dir`` when given."""
+def subword_models(data: DataConfig, digest: str, run_dir: Path | None, log: Callable[[str], None],
+                   resume: bool = False) -> Vocabs:
+    """``resume``: the run dir's models when it has them (required when it holds a checkpoint); else the
+    cached ones for this corpus and these settings (trained into the cache first when missing). Nothing is
+    written into ``run_dir``: the Trainer saves the models there once its checks have passed
+    (``TranslationTask.write_run_files``), so a run that fails or is refused leaves none behind."""
+    from ..training.checkpoint import read_latest
+
     joint = data.joint_vocab
-    if run_dir is not None and all(p.is_file() for p in Vocabs.paths(run_dir, joint)):
-        return Vocabs.load(run_dir, joint)
+    if resume and run_dir is not None:
+        if all(p.is_file() for p in Vocabs.paths(run_dir, joint)):
+            return Vocabs.load(run_dir, joint)
+        if read_latest(run_dir) is not None:
+            missing = [str(p) for p in Vocabs.paths(run_dir, joint) if not p.is_file()]
+            raise FileNotFoundError(f"{missing[0]}: missing; the checkpoint's weights need the subword model "
+                                    "they were trained with")
     settings = (data.spm_type, data.vocab_size, joint, data.character_coverage, data.spm_max_sentences)
     folder = cache_root(data) / "translation" / f"spm-{_key(digest, settings)}"
     build_folder(folder, lambda tmp: _train_subwords(data, tmp, log))
-    if run_dir is None:
-        return Vocabs.load(folder, joint)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for cached, target in zip(Vocabs.paths(folder, joint), Vocabs.paths(run_dir, joint)):
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")  # ranks copy at once: replace atomically
-        shutil.copyfile(cached, tmp)
-        os.replace(tmp, target)
-    return Vocabs.load(run_dir, joint)
+    return Vocabs.load(folder, joint)  # the Trainer's rank 0 saves it into the run dir (atomically)
 
 
 def _encode(data: DataConfig, vocabs: Vocabs, out: Path, log: Callable[[str], None]) -> None:
@@ -147,13 +149,14 @@ def _encode(data: DataConfig, vocabs: Vocabs, out: Path, log: Callable[[str], No
     log(f"encoded {pairs} pairs in {seconds:.2f} s ({pairs / max(seconds, 1e-9):.0f} pairs/s, {threads} threads)")
 
 
-def prepare(cfg: TranslationConfig, run_dir: Path | None = None, log: Callable[[str], None] = print
-            ) -> tuple[Vocabs, EncodedPairs]:
+def prepare(cfg: TranslationConfig, run_dir: Path | None = None, log: Callable[[str], None] = print,
+            resume: bool = False) -> tuple[Vocabs, EncodedPairs]:
     """The subword models and the memory-mapped training split, from the cache when present (see the module
-    docstring). ``run_dir``: a run's folder, which gets (or already has) the subword model files."""
+    docstring). ``resume``: use the subword models of the run's folder ``run_dir`` (see
+    :func:`subword_models`); nothing is written there."""
     data = cfg.data
     digest = corpus_digest(data.train, data)
-    vocabs = subword_models(data, digest, run_dir, log)
+    vocabs = subword_models(data, digest, run_dir, log, resume)
     model_bytes = vocabs.src.serialized_model_proto() + vocabs.tgt.serialized_model_proto()
     key = _key(digest, hashlib.sha256(model_bytes).hexdigest())
     folder = cache_root(data) / "translation" / f"enc-{key}"

@@ -36,9 +36,9 @@ def sample_sizes(joint: bool, max_sentences: int) -> int:
     return max(1, max_sentences // 2) if joint else max_sentences
 
 
-def train_spm(sentences: Sequence[str], path: Path, vocab_size: int, model_type: str,
-              character_coverage: float = 1.0, max_sentences: int = 1_000_000) -> spm.SentencePieceProcessor:
-    """Train a sentencepiece model on ``sentences`` and write it to ``path``."""
+def train_spm(sentences: Sequence[str], vocab_size: int, model_type: str, character_coverage: float = 1.0,
+              max_sentences: int = 1_000_000) -> spm.SentencePieceProcessor:
+    """Train a sentencepiece model on ``sentences``, in memory (:meth:`Vocabs.save` writes it)."""
     sentences = [s for s in sentences if s]
     if not sentences:
         raise ValueError("cannot train a subword vocabulary on an empty corpus")
@@ -49,8 +49,7 @@ def train_spm(sentences: Sequence[str], path: Path, vocab_size: int, model_type:
         hard_vocab_limit=False, pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, num_threads=1,
         minloglevel=2, max_sentence_length=16384,
     )
-    path.write_bytes(model.getvalue())
-    return load_spm(path)
+    return spm.SentencePieceProcessor(model_proto=model.getvalue())
 
 
 def load_spm(path: Path) -> spm.SentencePieceProcessor:
@@ -65,6 +64,10 @@ class Vocabs:
     def __init__(self, src: spm.SentencePieceProcessor, tgt: spm.SentencePieceProcessor) -> None:
         self.src, self.tgt = src, tgt
 
+    @property
+    def joint(self) -> bool:
+        return self.src is self.tgt
+
     @staticmethod
     def paths(run_dir: Path, joint: bool) -> tuple[Path, Path]:
         if joint:
@@ -72,24 +75,34 @@ class Vocabs:
         return run_dir / "spm.src.model", run_dir / "spm.tgt.model"
 
     @classmethod
-    def build(cls, run_dir: Path, joint: bool, src_text: Sequence[str], tgt_text: Sequence[str], vocab_size: int,
+    def train(cls, joint: bool, src_text: Sequence[str], tgt_text: Sequence[str], vocab_size: int,
               model_type: str, character_coverage: float, max_sentences: int) -> Vocabs:
-        """Load the run dir's models when present (resume), else train and save them. The training sample is
-        the same pairs on both sides (:func:`sample_pairs`, at most ``max_sentences`` sentences per model): a
-        joint model sees the sampled sources, then their targets (on a small corpus: every source, then every
-        target), so a large corpus is not cut to its first sources only."""
-        src_path, tgt_path = cls.paths(run_dir, joint)
-        if src_path.is_file() and tgt_path.is_file():
-            return cls.load(run_dir, joint)
+        """Train the models on the training split, in memory (nothing is written until :meth:`save`). The
+        training sample is the same pairs on both sides (:func:`sample_pairs`, at most ``max_sentences``
+        sentences per model): a joint model sees the sampled sources, then their targets (on a small corpus:
+        every source, then every target), so a large corpus is not cut to its first sources only."""
         if len(src_text) != len(tgt_text):
             raise ValueError(f"subword training: {len(src_text)} source and {len(tgt_text)} target sentences")
         keep = sample_pairs(len(src_text), sample_sizes(joint, max_sentences)).tolist()
         src_text, tgt_text = [src_text[i] for i in keep], [tgt_text[i] for i in keep]
         if joint:
-            sp = train_spm([*src_text, *tgt_text], src_path, vocab_size, model_type, character_coverage, max_sentences)
+            sp = train_spm([*src_text, *tgt_text], vocab_size, model_type, character_coverage, max_sentences)
             return cls(sp, sp)
-        return cls(train_spm(src_text, src_path, vocab_size, model_type, character_coverage, max_sentences),
-                   train_spm(tgt_text, tgt_path, vocab_size, model_type, character_coverage, max_sentences))
+        return cls(train_spm(src_text, vocab_size, model_type, character_coverage, max_sentences),
+                   train_spm(tgt_text, vocab_size, model_type, character_coverage, max_sentences))
+
+    def save(self, run_dir: Path) -> None:
+        """Write the model(s) into ``run_dir`` (atomically), removing those of the other kind (joint or
+        separate) that an earlier run may have left there."""
+        from ..training.checkpoint import atomic_write_bytes
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        src_path, tgt_path = self.paths(run_dir, self.joint)
+        for path in set(self.paths(run_dir, not self.joint)) - {src_path, tgt_path}:
+            path.unlink(missing_ok=True)
+        atomic_write_bytes(src_path, self.src.serialized_model_proto())
+        if not self.joint:
+            atomic_write_bytes(tgt_path, self.tgt.serialized_model_proto())
 
     @classmethod
     def load(cls, run_dir: Path, joint: bool) -> Vocabs:

@@ -20,7 +20,7 @@ from .metrics import corpus_bleu
 from .models import build_model
 from .prepare import prepare
 from .search import search
-from .subwords import BOS, EOS, PAD
+from .subwords import BOS, EOS, PAD, Vocabs
 
 
 def label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, epsilon: float, ignore_index: int = PAD
@@ -67,10 +67,19 @@ def _kept_text(cfg: TranslationConfig, keep: np.ndarray) -> tuple[list[str], lis
 class TranslationTask:
     unit = "tok"
 
-    def __init__(self, cfg: TranslationConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> None:
+    #: Keys that change what the saved weights' ids mean: a resume with any of them changed is refused.
+    resume_keys = ("data.joint_vocab", "data.vocab_size", "data.spm_type", "data.character_coverage",
+                   "data.spm_max_sentences")
+
+    def __init__(self, cfg: TranslationConfig, run_dir: str | Path, log: Callable[[str], None] = print,
+                 resume: bool = False) -> None:
+        """Read and encode the corpora. The subword models are trained in memory (written by
+        :meth:`write_run_files` once the Trainer's checks have passed); ``resume`` reuses those of the run dir
+        when it has them (and requires them when it holds a checkpoint)."""
         self.cfg, self.run_dir, self.log = cfg, Path(run_dir), log
         d = cfg.data
-        self.vocabs, self.pairs = prepare(cfg, self.run_dir, log)
+        self.vocabs, self.pairs = prepare(cfg, self.run_dir, log, resume=resume)
+        self.vocabs_saved = resume and all(p.is_file() for p in Vocabs.paths(self.run_dir, d.joint_vocab))
         where = self.pairs.where
         keep, report = filter_encoded(self.pairs.src.lengths, self.pairs.tgt.lengths, self.pairs.empty, d.max_len,
                                       d.max_ratio)
@@ -95,6 +104,12 @@ class TranslationTask:
         self.dev_src = self.vocabs.encode_src([dev_src[i] for i in dev_keep])
         self.dev_tgt = self.vocabs.encode_tgt([dev_tgt[i] for i in dev_keep])
         self.dev_refs = [dev_tgt[i] for i in dev_keep]
+
+    def write_run_files(self, run_dir: Path) -> None:
+        """Save the subword models into the run dir (the Trainer calls this after its checks)."""
+        if not self.vocabs_saved:
+            self.vocabs.save(Path(run_dir))
+            self.vocabs_saved = True
 
     @property
     def src_vocab_size(self) -> int:
