@@ -76,12 +76,15 @@ def test_predict_prints_labels_and_writes_explanations(run_dir, tmp_path, capsys
     inputs.write_text("The acting was awful. We saw it after dinner.\n\nThe film was superb.\n", encoding="utf-8")
     assert main(["classify", "predict", str(run_dir), "--input", str(inputs), "--explain", str(tmp_path / "ex"),
                  "--device", "cpu"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split("\t")[0] for line in lines] == ["neg", "pos"]
+    lines = capsys.readouterr().out.split("\n")[:-1]
+    assert [line.split("\t")[0] for line in lines] == ["neg", "", "pos"]  # the blank line keeps its place
+    del lines[1]
     for line in lines:
         probs = dict(kv.split("=") for kv in line.split("\t")[2].split())
         assert sum(float(v) for v in probs.values()) == pytest.approx(1.0, abs=1e-3)
     records = [json.loads(r) for r in (tmp_path / "ex.jsonl").read_text().splitlines()]
+    assert records[1] == {"index": 1, "label": None, "probabilities": {}, "text": "", "tokens": []}
+    del records[1]
     assert [r["tokens"][3]["token"] for r in records] == ["awful", "superb"]
     for r in records:
         assert sum(t["weight"] for t in r["tokens"]) == pytest.approx(1.0, abs=1e-4)

@@ -4,6 +4,7 @@ line up with their inputs."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -338,3 +339,98 @@ def test_vision_resume_with_another_dataset_is_refused_before_reading_it(tmp_pat
     capsys.readouterr()
     assert main(["vision", "train", str(config), "--resume", "--set", "data.path=elsewhere.npz"]) == 2
     assert "cannot resume with a different config: data.path (" in _error(capsys, "vision train")
+
+
+# ---------------------------------------------------------------------- §1 non-finite weights, end to end
+
+
+def test_translate_refuses_a_run_with_nan_weights(translation_run, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    from seq2seq_attn.training.checkpoint import read_weights, save_weights
+
+    _, _, run = translation_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    state = read_weights(copy / "best.safetensors")
+    name = sorted(state)[0]
+    state[name] = torch.full_like(state[name], float("nan"))
+    save_weights(state, copy / "best.safetensors")
+    assert main(["translate", str(copy)]) == 2
+    assert f"best.safetensors: non-finite weights (inf or NaN) in {name}" in _error(capsys, "translate")
+
+
+# ------------------------------------------------------------------------ §4 one result per input line
+
+
+@pytest.fixture(scope="module")
+def classify_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cls")
+    data = root / "train.tsv"
+    data.write_text("text\tlabel\n" + "".join(f"doc {i} word{i % 3}\t{'ab'[i % 2]}\n" for i in range(12)),
+                    encoding="utf-8")
+    config = root / "cls.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"format": "tsv", "train": str(data), "min_freq": 1, "batch_size": 4},
+        "model": {"type": "attention", "encoder": "none", "embed_dim": 8},
+        "training": {"run_dir": str(root / "run"), "device": "cpu", "max_steps": 2, "progress": False}}),
+        encoding="utf-8")
+    assert main(["classify", "train", str(config)]) == 0
+    return root / "run"
+
+
+def test_classify_predict_writes_one_result_per_input_line(classify_run, tmp_path, capsys):
+    inputs = tmp_path / "in.txt"
+    # blank and whitespace-only lines, CRLF endings, a form feed and a line separator inside a line
+    inputs.write_bytes("doc 1 word1\r\n\r\n   \ndoc\x0c 2 word2\u2028more\ndoc 3\n".encode())
+    capsys.readouterr()
+    assert main(["classify", "predict", str(classify_run), "--input", str(inputs), "--explain",
+                 str(tmp_path / "ex")]) == 0
+    out = capsys.readouterr().out.split("\n")
+    assert out[-1] == "" and len(out[:-1]) == 5
+    assert [bool(line) for line in out[:-1]] == [True, False, False, True, True]
+    records = [json.loads(r) for r in (tmp_path / "ex.jsonl").read_text(encoding="utf-8").split("\n")[:-1]]
+    assert [r["index"] for r in records] == list(range(5))
+    assert [r["label"] is None for r in records] == [False, True, True, False, False]
+    assert records[3]["text"] == "doc\x0c 2 word2\u2028more"
+
+
+def test_classify_predict_writes_both_explanation_files_or_neither(classify_run, tmp_path, monkeypatch, capsys):
+    import errno
+
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("doc 1\ndoc 2\n", encoding="utf-8")
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(f".ex.html.tmp-{os.getpid()}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    capsys.readouterr()
+    assert main(["classify", "predict", str(classify_run), "--input", str(inputs), "--explain",
+                 str(tmp_path / "ex")]) == 2
+    err = _error(capsys, "classify predict")
+    assert "ex.html (No space left on device); no output was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]  # no .jsonl, no temp files
+    assert capsys.readouterr().out == ""
+
+
+def test_translate_and_test_keep_blank_and_odd_lines_in_place(translation_run, tmp_path, monkeypatch, capsys):
+    root, _, run = translation_run
+    src = tmp_path / "src.txt"
+    src.write_bytes("Anna hat zwei Äpfel gekauft .\n\n  \nPaul\rhat drei Bücher gesehen .\r\nLena\n".encode())
+    ref = tmp_path / "ref.txt"
+    ref.write_bytes(b"a\n\n\nb\nc\n")
+    monkeypatch.setattr("sys.stdin", open(src, encoding="utf-8"))  # noqa: SIM115 (closed by the fixture)
+    capsys.readouterr()
+    assert main(["translate", str(run), "--beam", "2"]) == 0
+    out = capsys.readouterr().out.split("\n")
+    assert len(out) == 6 and out[-1] == "" and out[1] == out[2] == ""
+    assert main(["test", str(run), "--src", str(src), "--ref", str(ref), "--output", str(tmp_path / "hyp")]) == 0
+    hyp = (tmp_path / "hyp").read_text(encoding="utf-8").split("\n")
+    assert len(hyp) == 6 and hyp[1] == hyp[2] == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hyp", "ref.txt", "src.txt"]  # no temp file left

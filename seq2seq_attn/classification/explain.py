@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..training.checkpoint import atomic_write_files
 from .models import ClassifierOutput
 from .text import EncodedDoc
 
@@ -63,11 +65,20 @@ def explanation(text: str, doc: EncodedDoc, out: ClassifierOutput, labels: list[
                        spans, sentence_weights, word_weights)
 
 
-def write_jsonl(explanations: list[Explanation], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, ex in enumerate(explanations):
-            fh.write(json.dumps(ex.record(i), ensure_ascii=False) + "\n")
+def jsonl_text(explanations: Sequence[Explanation | None]) -> str:
+    """One JSON record per line, in order; ``None`` (a blank input line) gives a record with label null, no
+    probabilities and no tokens, so record ``i`` always belongs to input line ``i``."""
+    lines = []
+    for i, ex in enumerate(explanations):
+        rec = ex.record(i) if ex is not None else {"index": i, "label": None, "probabilities": {}, "text": "",
+                                                   "tokens": []}
+        lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
+    return "".join(lines)
+
+
+def write_jsonl(explanations: Sequence[Explanation | None], path: Path) -> None:
+    """:func:`jsonl_text` into ``path`` (atomically)."""
+    atomic_write_files({path: jsonl_text(explanations).encode("utf-8")})
 
 
 _CSS = """
@@ -109,13 +120,17 @@ def _doc_html(index: int, ex: Explanation) -> str:
     return "\n".join(parts)
 
 
-def write_html(explanations: list[Explanation], path: Path, title: str = "attention explanations") -> None:
-    """One page, no external resources: one section per document, tokens shaded by their weight."""
+def html_text(explanations: Sequence[Explanation | None], title: str = "attention explanations") -> str:
+    """One page, no external resources: one section per document (``doc-i`` for input line ``i``; blank lines,
+    ``None``, have none), tokens shaded by their weight."""
     legend = ("Token colour: attention weight relative to the most attended token of the document. "
               "Blue bars (HAN): each sentence's attention weight. Hover a token for its exact weight.")
-    body = "\n".join(_doc_html(i, ex) for i, ex in enumerate(explanations))
-    page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}'
+    body = "\n".join(_doc_html(i, ex) for i, ex in enumerate(explanations) if ex is not None)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}'
             f"</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
             f'<p class="legend">{legend}</p>\n{body}\n</body>\n</html>\n')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+
+
+def write_html(explanations: Sequence[Explanation | None], path: Path, title: str = "attention explanations") -> None:
+    """:func:`html_text` into ``path`` (atomically)."""
+    atomic_write_files({path: html_text(explanations, title).encode("utf-8")})

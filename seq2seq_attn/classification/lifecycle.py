@@ -16,10 +16,11 @@ from typing import TextIO
 import numpy as np
 import torch
 
+from ..training.checkpoint import atomic_write_files
 from ..training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
 from .config import ClassificationConfig
 from .data import load_labels
-from .explain import Explanation, explanation, write_html, write_jsonl
+from .explain import Explanation, explanation, html_text, jsonl_text
 from .metrics import format_report, plot_confusion
 from .models import ClassifierOutput, build_model
 from .task import ClassificationData, ClassificationTask, evaluate_split, load_split, predict_docs
@@ -121,33 +122,59 @@ def evaluate(run: ClassifierRun, spec: str | None, out: Path) -> dict:
     return metrics
 
 
-def read_documents(source: str, stdin: TextIO | None = None) -> list[str]:
-    """The non-empty lines of file ``source`` ("-": ``stdin``, default ``sys.stdin``), one document each.
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` when there is no document."""
+def read_lines(source: str, stdin: TextIO | None = None) -> list[str]:
+    """The lines of text file ``source`` ("-": ``stdin``, default ``sys.stdin``), split at ``\\n`` only (a
+    ``\\r\\n`` ending loses its ``\\r``; other separators such as form feeds stay inside their line), so that
+    result ``i`` of a prediction command belongs to input line ``i``. Raises ``FileNotFoundError`` for a
+    missing file and ``ValueError`` for invalid UTF-8 (naming the line)."""
     if source == "-":
-        lines = (sys.stdin if stdin is None else stdin).read().splitlines()
+        stream = sys.stdin if stdin is None else stdin
+        data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode("utf-8")
     else:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: input file not found")
-        lines = path.read_text(encoding="utf-8").splitlines()
-    texts = [line for line in lines if line.strip()]
-    if not texts:
+        data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line
+    out = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            out.append(line.removesuffix(b"\r").decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{source}: line {number}: invalid UTF-8 (byte {e.start}: {e.reason})") from None
+    return out
+
+
+def read_documents(source: str, stdin: TextIO | None = None) -> list[str]:
+    """The lines of ``source`` (see :func:`read_lines`), one document each; blank lines are kept (they get a
+    blank result). Raises ``ValueError`` when no line holds a document."""
+    lines = read_lines(source, stdin)
+    if not any(line.strip() for line in lines):
         raise ValueError(f"{source}: no documents (one non-empty line per document)")
-    return texts
+    return lines
 
 
-def predict(run: ClassifierRun, texts: list[str], explain: Path | None = None) -> list[Explanation]:
-    """Label ``texts``: print ``label<TAB>probability<TAB>label=p ...`` per document; with ``explain`` also
-    write ``PREFIX.jsonl`` (every token's attention weight) and ``PREFIX.html`` (highlighted tokens)."""
-    explanations = run.explain(texts)
-    for ex in explanations:
-        probs = " ".join(f"{k}={v:.4f}" for k, v in ex.probabilities.items())
-        print(f"{ex.label}\t{ex.probabilities[ex.label]:.4f}\t{probs}")
+def predict(run: ClassifierRun, texts: list[str], explain: Path | None = None) -> list[Explanation | None]:
+    """Label ``texts`` (one document each; a blank text gets ``None``): print ``label<TAB>probability<TAB>
+    label=p ...`` per text, an empty line for a blank one, so output line ``i`` belongs to input line ``i``.
+    With ``explain`` also write ``PREFIX.jsonl`` (one record per text, every token's attention weight) and
+    ``PREFIX.html`` (highlighted tokens): both or neither, before anything is printed."""
+    filled = [i for i, t in enumerate(texts) if t.strip()]
+    explanations: list[Explanation | None] = [None] * len(texts)
+    for i, ex in zip(filled, run.explain([texts[i] for i in filled])):
+        explanations[i] = ex
     if explain is not None:
         prefix = explain.with_suffix("") if explain.suffix in (".html", ".jsonl") else explain
         jsonl, page = Path(f"{prefix}.jsonl"), Path(f"{prefix}.html")
-        write_jsonl(explanations, jsonl)
-        write_html(explanations, page, title=f"attention explanations: {run.run_dir}")
+        atomic_write_files({jsonl: jsonl_text(explanations).encode("utf-8"),
+                            page: html_text(explanations, title=f"attention explanations: {run.run_dir}").encode()})
         print(f"wrote {jsonl} and {page}", file=sys.stderr)
+    for ex in explanations:
+        if ex is None:
+            print()
+            continue
+        probs = " ".join(f"{k}={v:.4f}" for k, v in ex.probabilities.items())
+        print(f"{ex.label}\t{ex.probabilities[ex.label]:.4f}\t{probs}")
     return explanations

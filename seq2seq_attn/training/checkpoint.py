@@ -91,6 +91,34 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write_files(files: Mapping[str | Path, bytes]) -> None:
+    """Write several files all or none: each goes to a temp file first (fsynced), and only when every one is
+    complete are they renamed into place. Raises :class:`WriteError` naming the file that failed; then no
+    output has been replaced and the temp files are gone."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temp_path(path)
+            staged.append((tmp, path))
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+    except OSError as e:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        failed = staged[-1][1] if staged else "output"
+        raise WriteError(f"could not write {failed} ({e.strerror or e}); no output was written") from e
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, path in staged:
+        os.replace(tmp, path)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -20,20 +20,20 @@ from .config import CorpusConfig, DataConfig
 
 def iter_lines(path: str | Path, strip: bool = True) -> Iterator[str]:
     """The lines of a UTF-8 text file (``.gz`` decompressed) one at a time, stripped of surrounding
-    whitespace unless ``strip=False`` (TSV: empty trailing columns must survive). Lines end at ``\\n``,
-    ``\\r\\n`` or ``\\r`` (as ``bytes.splitlines``). Raises ``ValueError`` naming the file and line on invalid
-    UTF-8."""
+    whitespace unless ``strip=False`` (TSV: empty trailing columns must survive). Lines end at ``\\n`` only
+    (a ``\\r\\n`` ending loses its ``\\r``), as ``translate`` reads stdin: a lone ``\\r`` inside a line does not
+    make two lines of one, so ``test --output`` lines up with the source file. Raises ``ValueError`` naming
+    the file and line on invalid UTF-8."""
     path = Path(path)
     number = 0
     with open_text(path, "rb") as fh:
-        for raw in fh:
-            for line in raw.splitlines():
-                number += 1
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise ValueError(f"{path}:{number}: invalid UTF-8 (byte {e.start}: {e.reason})") from None
-                yield text.strip() if strip else text
+        for number, raw in enumerate(fh, start=1):  # a binary file's lines end at b"\n" only
+            line = raw.removesuffix(b"\n").removesuffix(b"\r")
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{number}: invalid UTF-8 (byte {e.start}: {e.reason})") from None
+            yield text.strip() if strip else text
 
 
 def read_lines(path: str | Path, strip: bool = True) -> list[str]:

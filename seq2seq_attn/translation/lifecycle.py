@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..paths import resolve_path
+from ..training.checkpoint import atomic_write_files
 from ..training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
 from .alignment import AlignmentSource, alignments, hypothesis_alignment
 from .attention_export import write_attention
@@ -61,6 +62,11 @@ class TranslationRun(LoadedRun):
         prefix_ids = None if prefixes is None else self.vocabs.encode_tgt(prefixes)
         return translate_ids(self.model, self.vocabs.encode_src(sources), self.device, self.cfg, beam_size, n_best,
                              prefix_ids, self.generator)
+
+    def output_text(self, source: str, hyp) -> str:
+        """The text of hypothesis ``hyp`` for ``source``: empty for a blank source (whatever the search made
+        of its lone EOS), so every command gives a blank line for a blank input line."""
+        return self.detok(hyp.tokens) if source.strip() and hyp is not None else ""
 
     def detok(self, ids: Sequence[int]) -> str:
         """Target ids (no BOS/EOS) -> detokenized text."""
@@ -155,12 +161,14 @@ def evaluate(run: TranslationRun, src: str | Path, ref: str | Path, beam_size: i
     sources, refs = read_parallel(resolve_path(str(src)), resolve_path(str(ref)))
     prefixes = None if prefix is None else read_prefixes(prefix, len(sources))[: len(sources)]
     hyps = run.translate(sources, beam_size, prefixes=prefixes)
-    outputs = [run.detok(h[0].tokens) if h else "" for h in hyps]
+    outputs = [run.output_text(s, h[0] if h else None) for s, h in zip(sources, hyps)]
+    files = {}  # one line per source line in each, written together or not at all
     if output is not None:
-        output.write_text("".join(line + "\n" for line in outputs), encoding="utf-8")
+        files[output] = "".join(line + "\n" for line in outputs).encode("utf-8")
     if alignments_out is not None:
         lines = alignments(run, sources, hyps, align or AlignmentSource())
-        alignments_out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        files[alignments_out] = "".join(line + "\n" for line in lines).encode("utf-8")
+    atomic_write_files(files)
     scores = corpus_scores(outputs, refs)
     beam = run.cfg.decoding.beam_size if beam_size is None else beam_size
     print(f"{len(sources)} sentences, beam {beam}, {run.cfg.decoding.describe()}, weights {run.weights}", file=out)
@@ -214,7 +222,7 @@ def translate_stream(run: TranslationRun, fd: int, out: TextIO, beam_size: int |
             if not hyp_list and n_best == 1:  # no finished hypothesis: still one line for the input line
                 out.write("\n" if align is None else " ||| \n")
             for h in hyp_list[:1] if n_best == 1 else hyp_list:
-                text = run.detok(h.tokens) if source else ""
+                text = run.output_text(source, h)
                 line = text if n_best == 1 else f"{count + i} ||| {text} ||| {h.score:.4f}"
                 if align is not None:
                     line += f" ||| {hypothesis_alignment(run, source, h, align)}"
