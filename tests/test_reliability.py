@@ -309,16 +309,22 @@ def test_resume_without_the_subword_model_of_its_checkpoint_is_refused(translati
     assert not (copy / "spm.model").exists()
 
 
-def test_classification_resume_with_changed_labels_or_vocabulary_is_refused(tmp_path, capsys):
-    data = tmp_path / "train.tsv"
+def _classify_config(root: Path) -> tuple[Path, Path]:
+    """A tiny TSV training file and a config training on it for 2 steps into ``root/run``."""
+    data = root / "train.tsv"
     data.write_text("text\tlabel\n" + "".join(f"doc {i} word{i % 3}\t{'ab'[i % 2]}\n" for i in range(12)),
                     encoding="utf-8")
-    config = tmp_path / "cls.yaml"
+    config = root / "cls.yaml"
     config.write_text(yaml.safe_dump({
         "data": {"format": "tsv", "train": str(data), "min_freq": 1, "batch_size": 4},
         "model": {"type": "attention", "encoder": "none", "embed_dim": 8},
-        "training": {"run_dir": str(tmp_path / "run"), "device": "cpu", "max_steps": 2, "progress": False}}),
+        "training": {"run_dir": str(root / "run"), "device": "cpu", "max_steps": 2, "progress": False}}),
         encoding="utf-8")
+    return data, config
+
+
+def test_classification_resume_with_changed_labels_or_vocabulary_is_refused(tmp_path, capsys):
+    data, config = _classify_config(tmp_path)
     assert main(["classify", "train", str(config)]) == 0
     before = _snapshot(tmp_path / "run")
     for override in ("data.min_freq=2", "data.labels=[b, a]", "data.lowercase=false"):
@@ -368,15 +374,7 @@ def test_translate_refuses_a_run_with_nan_weights(translation_run, tmp_path, cap
 @pytest.fixture(scope="module")
 def classify_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cls")
-    data = root / "train.tsv"
-    data.write_text("text\tlabel\n" + "".join(f"doc {i} word{i % 3}\t{'ab'[i % 2]}\n" for i in range(12)),
-                    encoding="utf-8")
-    config = root / "cls.yaml"
-    config.write_text(yaml.safe_dump({
-        "data": {"format": "tsv", "train": str(data), "min_freq": 1, "batch_size": 4},
-        "model": {"type": "attention", "encoder": "none", "embed_dim": 8},
-        "training": {"run_dir": str(root / "run"), "device": "cpu", "max_steps": 2, "progress": False}}),
-        encoding="utf-8")
+    _, config = _classify_config(root)
     assert main(["classify", "train", str(config)]) == 0
     return root / "run"
 

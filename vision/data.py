@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -133,7 +135,17 @@ def load_npz(path: str | Path, split: str, cache: str | Path | None = None, vari
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     path = resolve_path(str(path))
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        return _read_npz(path, split, cache)
+    except (EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated or not a zip archive at all
+        raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from e
+
+
+def _read_npz(path: Path, split: str, cache: str | Path | None) -> ImageSet:
+    data = np.load(path, allow_pickle=False)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single array (.npy), not an .npz archive with x_{split}/y_{split}")
+    with data:
         keys = set(data.files)
         if f"{split}_jpeg" in keys and f"{split}_offsets" in keys:
             x = _decoded_jpeg_split(path, data, split, cache_dir(cache))

@@ -159,6 +159,8 @@ def evaluate(run: TranslationRun, src: str | Path, ref: str | Path, beam_size: i
     :func:`load_run` for overriding them)."""
     out = sys.stdout if out is None else out
     sources, refs = read_parallel(resolve_path(str(src)), resolve_path(str(ref)))
+    if not sources:
+        raise ValueError(f"{src}: no sentences to translate (an empty test set cannot be scored)")
     prefixes = None if prefix is None else read_prefixes(prefix, len(sources))[: len(sources)]
     hyps = run.translate(sources, beam_size, prefixes=prefixes)
     outputs = [run.output_text(s, h[0] if h else None) for s, h in zip(sources, hyps)]
