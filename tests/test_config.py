@@ -77,7 +77,7 @@ def test_overrides_and_round_trip(tmp_path):
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_override("training.max_epochs")
     # --set cannot run through a plain value; a list at the top level is no config.
-    with pytest.raises(ConfigError, match=r"--set model.hidden_size.x: hidden_size is not a section"):
+    with pytest.raises(ConfigError, match=r"--set model.hidden_size.x: model.hidden_size is a value \(8\), not a"):
         load_config(_Top, p, {"model.hidden_size.x": 1})
     with pytest.raises(ConfigError, match="list.yaml: the top level must be a mapping, got list"):
         load_config(_Top, _write(tmp_path, "- 1\n- 2\n", "list.yaml"))

@@ -432,3 +432,31 @@ def test_translate_and_test_keep_blank_and_odd_lines_in_place(translation_run, t
     hyp = (tmp_path / "hyp").read_text(encoding="utf-8").split("\n")
     assert len(hyp) == 6 and hyp[1] == hyp[2] == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hyp", "ref.txt", "src.txt"]  # no temp file left
+
+
+def test_corrupt_jpeg_archives_are_named_and_stale_decode_temp_files_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from test_vision_data import _jpeg_npz
+
+    from vision.data import load_npz
+
+    good = tmp_path / "good.npz"
+    _jpeg_npz(good)
+    with np.load(good) as data:
+        arrays = dict(data)
+    arrays["test_jpeg"] = arrays["test_jpeg"].copy()
+    arrays["test_jpeg"][:20] = 0  # the first test image's JPEG header is gone
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=r"bad.npz: test split: image 0: not a readable JPEG"):
+        load_npz(bad, "test", cache)
+    # A decode killed before it finished left its temp file in the cache; the next decode removes it.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (cache / "vision").mkdir(parents=True, exist_ok=True)
+    stale = cache / "vision" / f".good-0-train.npy.tmp-{int(dead.stdout)}"
+    stale.write_bytes(b"x" * 1000)
+    assert len(load_npz(good, "train", cache)) == 6
+    assert not stale.exists() and not [p for p in (cache / "vision").iterdir() if ".tmp-" in p.name]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from seq2seq_attn.paths import offline_datasets, resolve_path
-from seq2seq_attn.training.checkpoint import atomic_write_json, read_json
+from seq2seq_attn.training.checkpoint import atomic_write, atomic_write_json, read_json, remove_stale_temp_files
 
 SPLITS = ("train", "test")
 
@@ -106,8 +106,13 @@ def decode_jpegs(blob: np.ndarray, offsets: np.ndarray, mode: str = "RGB") -> np
 
     images = []
     for i in range(len(offsets) - 1):
-        with Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())) as im:
-            images.append(np.asarray(im.convert(mode), dtype=np.uint8))
+        try:
+            with Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())) as im:
+                images.append(np.asarray(im.convert(mode), dtype=np.uint8))
+        except OSError as e:  # PIL.UnidentifiedImageError, truncated data
+            raise ValueError(f"image {i}: not a readable JPEG ({e})") from None
+    if not images:
+        raise ValueError("no JPEG images")
     shapes = {im.shape for im in images}
     if len(shapes) != 1:
         raise ValueError(f"decoded JPEGs have different shapes: {sorted(shapes)[:4]}")
@@ -119,11 +124,13 @@ def _decoded_jpeg_split(path: Path, data: np.lib.npyio.NpzFile, split: str, cach
     target = cache / "vision" / f"{path.stem}-{_file_digest(path)}-{split}.npy"
     if target.is_file():
         return np.load(target)
-    x = decode_jpegs(data[f"{split}_jpeg"], data[f"{split}_offsets"])
+    try:
+        x = decode_jpegs(data[f"{split}_jpeg"], data[f"{split}_offsets"])
+    except ValueError as e:
+        raise ValueError(f"{path}: {split} split: {e}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, x)
-    os.replace(tmp, target)  # atomic: a concurrent reader never sees a partial file
+    remove_stale_temp_files(target.parent)  # decodes killed before they finished (up to GBs each)
+    atomic_write(target, lambda fh: np.save(fh, x))  # a concurrent reader never sees a partial file
     return x
 
 
