@@ -97,7 +97,8 @@ def test_ensemble_of_runs_and_weight_files(trained, tmp_path: Path, capsys: pyte
     assert type(loaded.model).__name__ == "EnsembleModel"
     # Another subword vocabulary: a clear error naming both runs.
     (other / "spm.model").unlink()
-    Vocabs.build(other, True, ["ganz andere Wörter hier"] * 20, ["quite other words here"] * 20, 40, "bpe", 1.0, 1000)
+    Vocabs.train(True, ["ganz andere Wörter hier"] * 20, ["quite other words here"] * 20, 40, "bpe", 1.0,
+                 1000).save(other)
     assert main(["test", str(run), "--src", str(src), "--ref", str(tgt), "--ensemble", str(other)]) == 2
     err = capsys.readouterr().err
     assert f"ensemble: {other} and {run} have different source subword vocabularies" in err

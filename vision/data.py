@@ -143,12 +143,13 @@ def load_npz(path: str | Path, split: str, cache: str | Path | None = None, vari
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     path = resolve_path(str(path))
     try:
-        return _read_npz(path, split, cache)
+        return _read_npz(path, split, cache, variant, variant_seed)
     except (EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated or not a zip archive at all
         raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from e
 
 
-def _read_npz(path: Path, split: str, cache: str | Path | None) -> ImageSet:
+def _read_npz(path: Path, split: str, cache: str | Path | None, variant: str | None, variant_seed: int
+              ) -> ImageSet:
     data = np.load(path, allow_pickle=False)
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: a single array (.npy), not an .npz archive with x_{split}/y_{split}")

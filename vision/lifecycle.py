@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from seq2seq_attn.attention import capture_attention
+from seq2seq_attn.training.checkpoint import atomic_write_bytes
 from seq2seq_attn.training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
 
 from .config import VisionConfig
@@ -81,8 +82,8 @@ def evaluate(run: VisionRun) -> dict[str, float]:
     """Loss, accuracy (%) and error (%) of ``run`` on the test split; written to ``run_dir/test_metrics.json``
     with the weights file used, and printed."""
     metrics = run.task.evaluate_test(run.model, run.device)
-    (run.run_dir / "test_metrics.json").write_text(json.dumps({"weights": str(run.weights), **metrics}, indent=1),
-                                                   encoding="utf-8")
+    atomic_write_bytes(run.run_dir / "test_metrics.json",
+                       json.dumps({"weights": str(run.weights), **metrics}, indent=1).encode("utf-8"))
     print(f"test ({len(run.task.test_set)} images, {run.weights.name}): acc {metrics['acc']:.2f}%, "
           f"loss {metrics['loss']:.4f}")
     return metrics

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..layers import open_text
 from ..paths import offline_datasets, resolve_path
+from ..training.checkpoint import atomic_write_files
 from .config import DataConfig
 
 #: Builders of ``datasets.load_dataset`` that read local files (their split entries are paths).
@@ -196,7 +197,7 @@ LABELS_FILE = "labels.json"
 def save_labels(run_dir: Path, labels: list[str]) -> Path:
     """Write the label order of a run to ``run_dir/labels.json`` (a JSON list); returns the file."""
     path = Path(run_dir) / LABELS_FILE
-    path.write_text(json.dumps(labels), encoding="utf-8")
+    atomic_write_files({path: json.dumps(labels).encode("utf-8")})
     return path
 
 

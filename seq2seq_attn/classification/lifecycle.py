@@ -7,6 +7,7 @@ model, if any), ``labels.json`` and the weights written by the Trainer.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -94,12 +95,13 @@ def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: st
 def write_report(metrics: dict, cm: np.ndarray, labels: list[str], out: Path, prefix: str) -> str:
     """``{prefix}_report.txt``, ``{prefix}_metrics.json`` and ``{prefix}_confusion.png`` in ``out``; returns
     the report's text."""
-    out.mkdir(parents=True, exist_ok=True)
     text = format_report(metrics, cm, labels)
-    (out / f"{prefix}_report.txt").write_text(text, encoding="utf-8")
-    (out / f"{prefix}_metrics.json").write_text(json.dumps({**metrics, "confusion": cm.tolist(), "labels": labels},
-                                                           indent=1), encoding="utf-8")
-    plot_confusion(cm, labels, out / f"{prefix}_confusion.png", title=f"{prefix}: confusion matrix")
+    png = io.BytesIO()
+    plot_confusion(cm, labels, png, title=f"{prefix}: confusion matrix")
+    summary = json.dumps({**metrics, "confusion": cm.tolist(), "labels": labels}, indent=1)
+    atomic_write_files({out / f"{prefix}_report.txt": text.encode("utf-8"),  # all three or none
+                        out / f"{prefix}_metrics.json": summary.encode("utf-8"),
+                        out / f"{prefix}_confusion.png": png.getvalue()})
     return text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -55,8 +56,9 @@ def format_report(metrics: dict, cm: np.ndarray, labels: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_confusion(cm: np.ndarray, labels: list[str], path: Path, title: str = "confusion matrix") -> None:
-    """Row-normalized confusion matrix as a PNG, with the counts in the cells."""
+def plot_confusion(cm: np.ndarray, labels: list[str], path: Path | BinaryIO, title: str = "confusion matrix") -> None:
+    """Row-normalized confusion matrix as a PNG, with the counts in the cells, into ``path`` (a file name or
+    a binary file object)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,6 +80,7 @@ def plot_confusion(cm: np.ndarray, labels: list[str], path: Path, title: str = "
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    if isinstance(path, (str, Path)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..training.checkpoint import atomic_write_files
 from .config import DataConfig
 
 PAD, UNK, CLS = "<pad>", "<unk>", "<cls>"
@@ -81,7 +82,7 @@ class WordVocab:
         return len(self.itos)
 
     def save(self, run_dir: Path) -> None:
-        (run_dir / "vocab.json").write_text(json.dumps({"kind": "word", "itos": self.itos}), encoding="utf-8")
+        atomic_write_files({run_dir / "vocab.json": json.dumps({"kind": "word", "itos": self.itos}).encode()})
 
 
 class SentencePieceVocab:
@@ -125,9 +126,8 @@ class SentencePieceVocab:
         return self.sp.get_piece_size()
 
     def save(self, run_dir: Path) -> None:
-        (run_dir / "spm.model").write_bytes(self.proto)
-        (run_dir / "vocab.json").write_text(json.dumps({"kind": "sentencepiece", "model": "spm.model"}),
-                                           encoding="utf-8")
+        meta = json.dumps({"kind": "sentencepiece", "model": "spm.model"}).encode()
+        atomic_write_files({run_dir / "spm.model": self.proto, run_dir / "vocab.json": meta})
 
 
 Vocab = WordVocab | SentencePieceVocab
