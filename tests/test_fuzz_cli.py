@@ -230,7 +230,9 @@ def test_malformed_inputs_to_trained_runs_never_give_a_traceback(translation_run
     @given(content=st.one_of(st.binary(max_size=120), st.text(max_size=120).map(str.encode)),
            action=st.sampled_from(["test", "translate", "classify test", "classify predict"]),
            flags=st.lists(st.sampled_from(["--beam", "0", "3", "--which", "latest", "nope", "--n-best", "2",
-                                           "--alpha", "-1", "--device", "cpu", "--explain"]), max_size=3))
+                                           "--alpha", "-1", "--device", "cpu", "--explain", "--sample",
+                                           "--temperature", "--top-k", "--top-p", "1.5", "--no-repeat-ngram",
+                                           "--coverage-penalty", "--align-layer", "7", "--prefix"]), max_size=4))
     def check(content, action, flags):
         folder = Path(tempfile.mkdtemp(dir=tmp_path))
         path = folder / "input.txt"
@@ -244,8 +246,9 @@ def test_malformed_inputs_to_trained_runs_never_give_a_traceback(translation_run
             argv = ["classify", "test", str(classify_run), "--data", str(path), "--out", str(folder)]
         else:
             argv = ["classify", "predict", str(classify_run), "--input", str(path)]
-        if "--explain" in flags:
-            flags = [f for f in flags if f != "--explain"] + ["--explain", str(folder / "ex")]
+        for flag in ("--explain", "--prefix"):  # flags that take a file: the input itself, or a new prefix
+            if flag in flags:
+                flags = [f for f in flags if f != flag] + [flag, str(path if flag == "--prefix" else folder / "ex")]
         run_cli([*argv, *flags], capsys)
 
     check()
