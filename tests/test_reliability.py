@@ -460,3 +460,31 @@ def test_corrupt_jpeg_archives_are_named_and_stale_decode_temp_files_removed(tmp
     stale.write_bytes(b"x" * 1000)
     assert len(load_npz(good, "train", cache)) == 6
     assert not stale.exists() and not [p for p in (cache / "vision").iterdir() if ".tmp-" in p.name]
+
+
+def test_translation_test_writes_all_its_outputs_or_none(translation_run, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from seq2seq_attn.translation import lifecycle
+
+    root, _, run = translation_run
+    src, ref = root / "tiny.de", root / "tiny.en"
+    outputs = {"--output": tmp_path / "hyp.txt", "--save-attention": tmp_path / "heat",
+               "--attention-npz": tmp_path / "attn"}  # (per-head heatmaps need a Transformer)
+    flags = [a for k, v in outputs.items() for a in (k, str(v))]
+    argv = ["test", str(run), "--src", str(src), "--ref", str(ref), *flags]
+    real = lifecycle.write_attention
+
+    def disk_full(*args, **kwargs):  # the last output fails half-way
+        real(*args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lifecycle, "write_attention", disk_full)
+    assert main(argv) == 2
+    assert "(No space left on device); no output was written" in _error(capsys, "test")
+    assert list(tmp_path.iterdir()) == []  # no output, no temp file or folder
+    monkeypatch.setattr(lifecycle, "write_attention", real)
+    assert main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attn.npz", "heat", "hyp.txt"]
+    assert len(list((tmp_path / "heat").glob("*.png"))) == 24
+    assert "wrote attention to " + str(tmp_path / "attn.npz") in capsys.readouterr().out

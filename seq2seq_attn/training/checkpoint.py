@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -91,32 +92,71 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     _fsync_dir(path.parent)
 
 
+class StagedOutputs:
+    """A command's output files and folders, all or none: each is written under a temporary name beside its
+    target (``.NAME.tmp-PID``), and only when every one is complete are they put in place.
+
+    ``with StagedOutputs() as stage:`` write to ``stage.file(path)`` / into ``stage.folder(path)``; leaving the
+    block normally moves them into place (a folder's files join the target folder, which may already exist),
+    an exception removes them. An ``OSError`` while staging becomes :class:`WriteError` naming the target.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Path, Path, bool]] = []  # (temp, target, is_folder)
+
+    def file(self, path: str | Path) -> Path:
+        """The temporary path to write ``path``'s content to."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.items.append((temp_path(path), path, False))
+        return self.items[-1][0]
+
+    def folder(self, path: str | Path) -> Path:
+        """A temporary folder (created) whose files go into folder ``path``."""
+        path = Path(path)
+        tmp = temp_path(path)
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.items.append((tmp, path, True))
+        return tmp
+
+    def __enter__(self) -> StagedOutputs:
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        if error is not None:
+            self.discard()
+            if isinstance(error, OSError) and not isinstance(error, WriteError):
+                target = self.items[-1][1] if self.items else "output"
+                raise WriteError(f"could not write {target} ({error.strerror or error}); no output was "
+                                 "written") from error
+            return
+        for tmp, path, is_folder in self.items:
+            if is_folder:
+                path.mkdir(parents=True, exist_ok=True)
+                for p in sorted(tmp.iterdir()):
+                    os.replace(p, path / p.name)
+                tmp.rmdir()
+            else:
+                os.replace(tmp, path)
+
+    def discard(self) -> None:
+        """Remove everything staged."""
+        for tmp, _, is_folder in self.items:
+            if is_folder:
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
 def atomic_write_files(files: Mapping[str | Path, bytes]) -> None:
-    """Write several files all or none: each goes to a temp file first (fsynced), and only when every one is
-    complete are they renamed into place. Raises :class:`WriteError` naming the file that failed; then no
-    output has been replaced and the temp files are gone."""
-    staged: list[tuple[Path, Path]] = []
-    try:
+    """Write several files all or none (see :class:`StagedOutputs`; each temp file is fsynced). Raises
+    :class:`WriteError` naming the file that failed; then no output has been replaced."""
+    with StagedOutputs() as stage:
         for path, data in files.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_path(path)
-            staged.append((tmp, path))
-            with open(tmp, "wb") as fh:
+            with open(stage.file(path), "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-    except OSError as e:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        failed = staged[-1][1] if staged else "output"
-        raise WriteError(f"could not write {failed} ({e.strerror or e}); no output was written") from e
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, path in staged:
-        os.replace(tmp, path)
 
 
 def _pid_alive(pid: int) -> bool:

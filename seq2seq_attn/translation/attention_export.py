@@ -58,7 +58,8 @@ def save_attention_npz(path: Path, sentences: Sequence[dict[str, np.ndarray]],
         arrays[f"{i}/src"] = np.array(list(src), dtype=str)
         arrays[f"{i}/tgt"] = np.array(list(tgt), dtype=str)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    with open(path, "wb") as fh:  # through a handle: numpy adds no ".npz" to the name it is given
+        np.savez_compressed(fh, **arrays)
     return path
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..paths import resolve_path
-from ..training.checkpoint import atomic_write_files
+from ..training.checkpoint import StagedOutputs
 from ..training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
 from .alignment import AlignmentSource, alignments, hypothesis_alignment
 from .attention_export import write_attention
@@ -164,13 +164,19 @@ def evaluate(run: TranslationRun, src: str | Path, ref: str | Path, beam_size: i
     prefixes = None if prefix is None else read_prefixes(prefix, len(sources))[: len(sources)]
     hyps = run.translate(sources, beam_size, prefixes=prefixes)
     outputs = [run.output_text(s, h[0] if h else None) for s, h in zip(sources, hyps)]
-    files = {}  # one line per source line in each, written together or not at all
-    if output is not None:
-        files[output] = "".join(line + "\n" for line in outputs).encode("utf-8")
-    if alignments_out is not None:
-        lines = alignments(run, sources, hyps, align or AlignmentSource())
-        files[alignments_out] = "".join(line + "\n" for line in lines).encode("utf-8")
-    atomic_write_files(files)
+    if attention_npz is not None and attention_npz.suffix != ".npz":
+        attention_npz = attention_npz.with_name(attention_npz.name + ".npz")  # numpy's rule, said up front
+    with StagedOutputs() as stage:  # every output file and folder, or none of them
+        if output is not None:  # one line per source line
+            stage.file(output).write_text("".join(line + "\n" for line in outputs), encoding="utf-8")
+        if alignments_out is not None:
+            lines = alignments(run, sources, hyps, align or AlignmentSource())
+            stage.file(alignments_out).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        heatmaps = write_heatmaps(run, sources, hyps, stage.folder(save_attention)) if save_attention else []
+        if attention_npz is not None or attention_heads is not None:
+            write_attention(run.model, run.vocabs, run.device, sources, hyps,
+                            attention_npz and stage.file(attention_npz),
+                            attention_heads and stage.folder(attention_heads))
     scores = corpus_scores(outputs, refs)
     beam = run.cfg.decoding.beam_size if beam_size is None else beam_size
     print(f"{len(sources)} sentences, beam {beam}, {run.cfg.decoding.describe()}, weights {run.weights}", file=out)
@@ -178,13 +184,10 @@ def evaluate(run: TranslationRun, src: str | Path, ref: str | Path, beam_size: i
         print(f"{s.text}", file=out)
         print(f"  signature: {s.signature}", file=out)
     if save_attention is not None:
-        paths = write_heatmaps(run, sources, hyps, save_attention)
-        print(f"wrote {len(paths)} attention heatmaps to {save_attention}", file=out)
-    if attention_npz is not None or attention_heads is not None:
-        write_attention(run.model, run.vocabs, run.device, sources, hyps, attention_npz, attention_heads)
-        for what in (attention_npz, attention_heads):
-            if what is not None:
-                print(f"wrote attention to {what}", file=out)
+        print(f"wrote {len(heatmaps)} attention heatmaps to {save_attention}", file=out)
+    for what in (attention_npz, attention_heads):
+        if what is not None:
+            print(f"wrote attention to {what}", file=out)
     return scores
 
 
