@@ -58,7 +58,8 @@ def translation_run(root: Path, *, norm_first: bool = True, tie: bool = True, sh
            "training": {"run_dir": str(run_dir), "device": "cpu", "cpu_threads": 1}}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     config = load_config(TranslationConfig, run_dir / "config.yaml")
-    vocabs = Vocabs.build(run_dir, share, SOURCES, TARGETS, 60, "bpe", 1.0, 1000)
+    vocabs = Vocabs.train(share, SOURCES, TARGETS, 60, "bpe", 1.0, 1000)
+    vocabs.save(run_dir)
     torch.manual_seed(seed)
     model = build_model(config.model, vocabs.src.get_piece_size(), vocabs.tgt.get_piece_size(), PAD)
     _sharpen(model, seed)

@@ -93,7 +93,8 @@ class VisionTask:
     #: Keys that change which images and classes the weights were trained on, or their normalization: a
     #: resume with any of them changed is refused.
     resume_keys = ("data.source", "data.path", "data.hf_name", "data.hf_config", "data.hf_train_split",
-                   "data.image_column", "data.label_column", "data.mean", "data.std")
+                   "data.image_column", "data.label_column", "data.mean", "data.std", "data.variant",
+                   "data.variant_seed")
 
     def __init__(self, config: VisionConfig, data: tuple[ImageSet, ImageSet, ImageSet] | None = None) -> None:
         self.config = config
