@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import torch
 from torch import nn
@@ -63,11 +63,6 @@ class TranslationRun(LoadedRun):
         return translate_ids(self.model, self.vocabs.encode_src(sources), self.device, self.cfg, beam_size, n_best,
                              prefix_ids, self.generator)
 
-    def output_text(self, source: str, hyp) -> str:
-        """The text of hypothesis ``hyp`` for ``source``: empty for a blank source (whatever the search made
-        of its lone EOS), so every command gives a blank line for a blank input line."""
-        return self.detok(hyp.tokens) if source.strip() and hyp is not None else ""
-
     def detok(self, ids: Sequence[int]) -> str:
         """Target ids (no BOS/EOS) -> detokenized text."""
         return self.vocabs.decode_tgt(ids)
@@ -100,6 +95,13 @@ def load_ensemble(model: nn.Module, run_dir: Path, cfg: TranslationConfig, vocab
                                  "an ensemble needs runs trained with the same sentencepiece model")
         models.append(_load_model(member_cfg, member_vocabs, path, which, device)[0])
     return EnsembleModel(models)
+
+
+def output_text(run: Any, source: str, hyp: Any) -> str:
+    """The text of hypothesis ``hyp`` for ``source`` with any run that has ``detok`` (ours, CTranslate2's):
+    empty for a blank source (whatever the search made of its lone EOS), so every command gives a blank line
+    for a blank input line."""
+    return run.detok(hyp.tokens) if source.strip() and hyp is not None else ""
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: str = "best",
@@ -163,7 +165,7 @@ def evaluate(run: TranslationRun, src: str | Path, ref: str | Path, beam_size: i
         raise ValueError(f"{src}: no sentences to translate (an empty test set cannot be scored)")
     prefixes = None if prefix is None else read_prefixes(prefix, len(sources))[: len(sources)]
     hyps = run.translate(sources, beam_size, prefixes=prefixes)
-    outputs = [run.output_text(s, h[0] if h else None) for s, h in zip(sources, hyps)]
+    outputs = [output_text(run, s, h[0] if h else None) for s, h in zip(sources, hyps)]
     if attention_npz is not None and attention_npz.suffix != ".npz":
         attention_npz = attention_npz.with_name(attention_npz.name + ".npz")  # numpy's rule, said up front
     with StagedOutputs() as stage:  # every output file and folder, or none of them
@@ -227,7 +229,7 @@ def translate_stream(run: TranslationRun, fd: int, out: TextIO, beam_size: int |
             if not hyp_list and n_best == 1:  # no finished hypothesis: still one line for the input line
                 out.write("\n" if align is None else " ||| \n")
             for h in hyp_list[:1] if n_best == 1 else hyp_list:
-                text = run.output_text(source, h)
+                text = output_text(run, source, h)
                 line = text if n_best == 1 else f"{count + i} ||| {text} ||| {h.score:.4f}"
                 if align is not None:
                     line += f" ||| {hypothesis_alignment(run, source, h, align)}"
