@@ -25,7 +25,6 @@ def iter_lines(path: str | Path, strip: bool = True) -> Iterator[str]:
     make two lines of one, so ``test --output`` lines up with the source file. Raises ``ValueError`` naming
     the file and line on invalid UTF-8."""
     path = Path(path)
-    number = 0
     with open_text(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):  # a binary file's lines end at b"\n" only
             line = raw.removesuffix(b"\n").removesuffix(b"\r")
