@@ -97,8 +97,12 @@ def test_prepare_command_then_train_reads_the_cache(tmp_path: Path, capsys) -> N
     cfg = config(tmp_path, src_path, tgt_path, max_len=100, max_ratio=3.0)
     task = TranslationTask(cfg, tmp_path / "run", log=logs.append)
     assert any("from the cache" in line for line in logs) and not any("encoded" in line for line in logs)
-    assert not any("subwords: trained" in line for line in logs)  # the cached model, copied into the run
-    assert (tmp_path / "run" / "spm.model").is_file() and any(f"kept {len(task.train_src)}" in s for s in logs)
+    assert not any("subwords: trained" in line for line in logs)  # the cached model
+    assert any(f"kept {len(task.train_src)}" in s for s in logs)
+    assert not (tmp_path / "run").exists()  # written into the run only when the Trainer's checks have passed
+    task.write_run_files(tmp_path / "run")
+    cached = next((tmp_path / "cache" / "translation").glob("spm-*")) / "spm.model"
+    assert (tmp_path / "run" / "spm.model").read_bytes() == cached.read_bytes()
     # Another corpus (one line changed) gets its own subwords and encoding.
     lines = src_path.read_text(encoding="utf-8").splitlines()
     src_path.write_text("\n".join(["Wasser Stadt"] + lines[1:]) + "\n", encoding="utf-8")
