@@ -139,10 +139,11 @@ def bases(tmp_path_factory):
         ("classify", "train"): classification,
         ("vision", "train"): vision,
         ("vision", "compare"): compare,
+        ("prepare",): translation,
     }
 
 
-COMMANDS = [("train",), ("classify", "train"), ("vision", "train"), ("vision", "compare")]
+COMMANDS = [("train",), ("classify", "train"), ("vision", "train"), ("vision", "compare"), ("prepare",)]
 
 
 def _argv(command: tuple[str, ...], config: Path, overrides: list[str]) -> list[str]:
