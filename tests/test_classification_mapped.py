@@ -62,7 +62,9 @@ def test_mapped_documents_equal_the_in_memory_reading(tmp_path, monkeypatch, tok
     assert batch["labels"].tolist() == [train_labels[i] for i in idx]
     first = batch["tokens"][0].flatten()
     assert first[first != 0].tolist() == docs[idx[0]].ids.tolist()
-    # A resume reads no row again: labels, encoding (cache) and vocabulary (run dir) are all stored.
+    # A resume reads no row again: labels, encoding (cache) and vocabulary (run dir, written by the Trainer
+    # through the task once its checks have passed) are all stored.
+    task.write_run_files(tmp_path / "run")
     monkeypatch.setattr(mapped, "iter_split", lambda *a: pytest.fail("the file was streamed again"))
     again = ClassificationData(cfg, tmp_path / "run", resume=True)
     assert again.train.docs.encoded.folder == data.train.docs.encoded.folder
