@@ -250,4 +250,4 @@ def test_translation_batches_repeat_earlier_runs_batch_for_batch() -> None:
                            train_src=[[1] * int(n) for n in lengths], train_tgt=[[1] * int(n - 1) for n in lengths])
     for epoch in (0, 3):
         got = TranslationTask.train_batches(task, epoch)
-        assert got == _reference_token_batches(lengths, 120, 7 * 100_003 + epoch)
+        assert [b.tolist() for b in got] == _reference_token_batches(lengths, 120, 7 * 100_003 + epoch)

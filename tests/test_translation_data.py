@@ -163,7 +163,8 @@ def test_task_from_tsv_in_sentence_mode(tmp_path: Path) -> None:
     assert any("122 pairs, dropped 2 empty" in line for line in logs) and len(task.train_src) == 120
     batches = task.train_batches(0)
     assert sorted(i for b in batches for i in b) == list(range(120)) and max(map(len, batches)) == 16
-    assert batches == task.train_batches(0) and batches != task.train_batches(1)
+    as_lists = [b.tolist() for b in batches]
+    assert as_lists == [b.tolist() for b in task.train_batches(0)] != [b.tolist() for b in task.train_batches(1)]
     batch = task.collate(batches[0])
     assert batch.src.size(0) == len(batches[0]) and batch.tgt_in[:, 0].eq(BOS).all()
     model = task.build_model()

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..layers import RaggedArray, RaggedWriter, build_folder, ids_dtype
 from ..paths import resolve_path
-from ..translation.prepare import cache_root
+from ..translation.prepare import FORMAT, cache_root
 from .config import DataConfig
 from .data import HF_FILE_BUILDERS, RawExample, iter_split
 from .text import EncodedDoc, SentencePieceVocab, Vocab, clean, encode
@@ -125,7 +125,8 @@ class EncodedRows:
     @classmethod
     def build(cls, index: RowIndex, vocab: Vocab, data: DataConfig, hierarchical: bool) -> EncodedRows:
         settings = [getattr(data, k) for k in _TEXT]
-        key = hashlib.sha256(repr((index.key, vocab_digest(vocab), settings, hierarchical)).encode()).hexdigest()
+        key = repr((FORMAT, index.key, vocab_digest(vocab), settings, hierarchical))
+        key = hashlib.sha256(key.encode()).hexdigest()
 
         def fill(tmp: Path) -> None:
             ids = RaggedWriter(tmp, "ids", ids_dtype(len(vocab)))

@@ -3,8 +3,9 @@ array of offsets, so a corpus of millions of sentences costs two numpy memory ma
 Python lists (as fairseq's ``MMapIndexedDataset`` and Megatron's indexed datasets do).
 
 On disk (one folder, written once): ``NAME.ids`` (all ids, ``uint16`` when the vocabulary fits, else
-``int32``), ``NAME.offsets`` (``int64``, N + 1 entries, sequence i is ``ids[offsets[i]:offsets[i + 1]]``) and
-``NAME.json`` (dtype and sizes). Both arrays are read through ``numpy.memmap`` in mode ``"r"``: the pages are
+``int32``), ``NAME.offsets`` (``int64``, N + 1 entries, sequence i is ``ids[offsets[i]:offsets[i + 1]]``),
+``NAME.lengths`` (the N lengths again, ``uint16`` when they fit: what batching reads) and ``NAME.json`` (dtypes
+and sizes). Both arrays are read through ``numpy.memmap`` in mode ``"r"``: the pages are
 loaded on demand and shared by every process (DataLoader workers, DDP ranks) reading the same files.
 
 A folder is filled in a temporary sibling and renamed into place when complete (:func:`build_folder`), under a
@@ -55,7 +56,10 @@ class RaggedWriter:
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         offsets.tofile(self.folder / f"{self.name}.offsets")
-        meta = {"dtype": self.dtype.name, "count": len(lengths), "ids": int(offsets[-1])}
+        small = np.dtype(np.uint16) if not len(lengths) or lengths.max() <= np.iinfo(np.uint16).max else np.int64
+        lengths.astype(small).tofile(self.folder / f"{self.name}.lengths")
+        meta = {"dtype": self.dtype.name, "count": len(lengths), "ids": int(offsets[-1]),
+                "lengths_dtype": np.dtype(small).name}
         (self.folder / f"{self.name}.json").write_text(json.dumps(meta), encoding="utf-8")
         return len(lengths)
 
@@ -72,6 +76,7 @@ class RaggedArray:
         if not meta_path.is_file():
             raise FileNotFoundError(f"{meta_path}: no encoded array {name!r} in {folder}")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self._lengths_file, self._lengths_dtype = folder / f"{name}.lengths", meta["lengths_dtype"]
         self.offsets = np.memmap(folder / f"{name}.offsets", dtype=np.int64, mode="r")
         size = (folder / f"{name}.ids").stat().st_size // np.dtype(meta["dtype"]).itemsize
         if len(self.offsets) != meta["count"] + 1 or size != meta["ids"]:
@@ -92,8 +97,10 @@ class RaggedArray:
 
     @property
     def lengths(self) -> np.ndarray:
-        """(N,) int64 length of every sequence (computed from the offsets, not cached)."""
-        return np.diff(self.offsets)
+        """(N,) int64 length of every sequence, read from the compact ``NAME.lengths`` file (2 bytes a
+        sequence when they fit) rather than the offsets, so that the offsets' pages stay on disk until a batch
+        needs them; not cached."""
+        return np.fromfile(self._lengths_file, dtype=self._lengths_dtype).astype(np.int64)
 
     def gather(self, indices: Iterable[int], suffix: Sequence[int] = ()) -> list[list[int]]:
         """Sequences ``indices`` as Python lists of ints, each followed by ``suffix``."""

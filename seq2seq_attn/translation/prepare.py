@@ -36,7 +36,7 @@ from .subwords import Vocabs, sample_pairs, sample_sizes
 #: Pairs encoded per sentencepiece call (the most text held at once while encoding).
 CHUNK = 20_000
 #: Version of the on-disk layout; part of every key.
-FORMAT = 1
+FORMAT = 2
 CACHE_ENV = "SEQ2SEQ_ATTN_CACHE"
 
 
