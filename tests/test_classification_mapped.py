@@ -83,3 +83,15 @@ def test_unknown_label_names_its_row_or_is_skipped(tmp_path) -> None:
     raw["data"]["skip_bad_rows"] = True
     data = ClassificationData(from_dict(ClassificationConfig, raw))
     assert data.num_bad == 1 and len(data.train) == 119
+
+
+def test_prepare_command_for_a_classify_config(tmp_path, capsys) -> None:
+    from seq2seq_attn.cli import main
+
+    write_tsv(tmp_path / "t.tsv")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{format: tsv, train: {tmp_path / 't.tsv'}, skip_bad_rows: true, min_freq: 1}}\n",
+                   encoding="utf-8")
+    assert main(["prepare", "--task", "classify", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "train 120 documents" in out and "1 bad rows skipped" in out and "cached in" in out
