@@ -163,6 +163,22 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def table(results: list[dict]) -> str:
+    """The results as a markdown table (one row per size and arm)."""
+    lines = ["| pairs | path | prepare: subwords / encoding (s) | encoding pairs/s | start (s) | peak RSS (MiB) | "
+             "steps/s |", "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for arm in ("mmap", "memory"):
+            if arm not in r:
+                continue
+            a, p = r[arm], r.get("prepare", {})
+            prep = f"{p['subwords_s']:.1f} / {p['encode_s']:.1f}" if arm == "mmap" and p else "(every start)"
+            rate = f"{p['encode_pairs_per_s']:,.0f}" if arm == "mmap" and p else ""
+            lines.append(f"| {r['pairs']:,} | {arm} | {prep} | {rate} | {a['start_s']:.1f} | {a['train_rss_mb']:.0f} "
+                         f"| {a['steps_per_s']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[30_000, 300_000, 1_000_000, 3_000_000])
@@ -172,11 +188,18 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--arms", nargs="+", default=["mmap", "memory"], help="which training processes to run")
     p.add_argument("--plot", type=Path, default=None)
+    p.add_argument("--table", action="store_true", help="print the markdown table of --out/results.json and stop")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(args)
+    if args.table:
+        results = json.loads((args.out / "results.json").read_text())
+        print(table(results))
+        if args.plot:
+            plot(results, args.plot)
+        return None
     args.out.mkdir(parents=True, exist_ok=True)
     dev = args.out / "dev"
     if not dev.is_dir():
