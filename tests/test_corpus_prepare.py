@@ -101,7 +101,7 @@ def test_prepare_command_then_train_reads_the_cache(tmp_path: Path, capsys) -> N
     assert any(f"kept {len(task.train_src)}" in s for s in logs)
     assert not (tmp_path / "run").exists()  # written into the run only when the Trainer's checks have passed
     task.write_run_files(tmp_path / "run")
-    cached = next((tmp_path / "cache" / "translation").glob("spm-*")) / "spm.model"
+    cached = next(p for p in (tmp_path / "cache" / "translation").glob("spm-*") if p.is_dir()) / "spm.model"
     assert (tmp_path / "run" / "spm.model").read_bytes() == cached.read_bytes()
     # Another corpus (one line changed) gets its own subwords and encoding.
     lines = src_path.read_text(encoding="utf-8").splitlines()
