@@ -202,14 +202,14 @@ def test_deterministic_flag_is_on_during_fit_and_restored_after(tmp_path):
 
 
 def test_sharding_gives_each_rank_a_strided_share_and_a_zero_weight_stand_in():
-    from seq2seq_attn.training.trainer import _EpochBatches
+    from seq2seq_attn.training.batches import EpochBatches
 
     class Echo:
         def collate(self, indices):
             return list(indices)
 
     batches = [[10, 11, 12, 13, 14], [20, 21]]
-    shares = [[_EpochBatches(Echo(), batches, rank, 3, seed=0, epoch=0)[i] for i in range(2)] for rank in range(3)]
+    shares = [[EpochBatches(Echo(), batches, rank, 3, seed=0, epoch=0)[i] for i in range(2)] for rank in range(3)]
     assert [(s[0].batch, s[0].live) for s in shares] == [([10, 13], True), ([11, 14], True), ([12], True)]
     # a batch smaller than the world: rank 2 runs a stand-in example whose loss is weighted 0
     assert [(s[1].batch, s[1].live) for s in shares] == [([20], True), ([21], True), ([20], False)]

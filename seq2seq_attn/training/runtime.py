@@ -6,12 +6,14 @@ import contextlib
 import dataclasses
 import os
 import random
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 # ------------------------------------------------------------------------------------------------- devices
 
@@ -103,6 +105,31 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def mix_seeds(*values: int) -> int:
+    """A 63-bit seed from several integers (stable across processes, unlike ``hash``)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = ((h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return h >> 1
+
+
+def seed_rank_streams(saved: Sequence[dict] | None, rank: int, world_size: int, seed: int, step: int) -> None:
+    """Set this rank's RNG streams (dropout, augmentation) at the start of training.
+
+    ``saved``: every rank's states from the checkpoint being resumed (``None`` for a fresh run). With the same
+    world size each rank continues its own stream exactly; otherwise each rank seeds its own stream from
+    (seed, step, rank) with a warning that the continuation is not bit-identical. Rank 0 of a fresh run
+    continues from ``seed``.
+    """
+    if saved is not None and len(saved) == world_size:
+        set_rng_state(saved[rank])
+        return
+    if saved is not None:
+        warnings.warn(f"resuming with {world_size} processes instead of {len(saved)}: RNG streams restart, so "
+                      "the continuation is not bit-identical", stacklevel=3)
+    seed_everything(mix_seeds(seed, step, rank) if rank or step else seed)
 
 
 @contextlib.contextmanager
@@ -208,6 +235,13 @@ class DistContext:
         if self.started_here and dist.is_initialized():
             dist.destroy_process_group()
             self.started_here = False
+
+    def wrap(self, model: torch.nn.Module, device: torch.device, find_unused_parameters: bool) -> torch.nn.Module:
+        """``model`` in DistributedDataParallel when distributed (gradients all-reduced in backward), else itself."""
+        if not self.enabled:
+            return model
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                       find_unused_parameters=find_unused_parameters)
 
     def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
         if self.enabled:

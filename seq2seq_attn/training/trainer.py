@@ -17,18 +17,15 @@ import math
 import signal
 import threading
 import time
-import warnings
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm.auto import tqdm
 
 from ..config import to_dict
+from .batches import EpochBatches, load_batches
 from .checkpoint import (
     CKPT_DIR,
     load_state_dict_checked,
@@ -40,103 +37,27 @@ from .checkpoint import (
     write_checkpoint,
 )
 from .config import TrainingConfig
+from .evaluation import evaluate_on_main, improves
+from .guard import NonFiniteGuard, NonFiniteLossError, loss_and_grad_norm
+from .meters import LogWindow, StepSums
 from .optim import Schedule, build_optimizer
 from .rundir import prepare_run_dir
 from .runlog import RunLogger
 from .runtime import (
     DistContext,
     move_to_device,
-    pin_batch,
     preserve_rng,
     resolve_device,
     resolve_precision,
     rng_state,
     seed_everything,
+    seed_rank_streams,
     set_deterministic,
-    set_rng_state,
-    total_norm,
 )
 from .task import StepOutput
 
 _TASK_METHODS = ("build_model", "train_batches", "collate", "loss", "evaluate")
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many non-finite losses or gradients in a row, or non-finite weights about to be saved; the last
-    good checkpoint was left untouched."""
-
-
-def _identity(x: Any) -> Any:
-    return x
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from several integers (stable across processes, unlike ``hash``)."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = ((h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    return h >> 1
-
-
-class _EpochBatches(Dataset):
-    """Item ``i``: this rank's share ``indices[rank::world]`` of global batch ``i``, collated by the task.
-
-    A rank whose share would be empty (a batch smaller than the world) gets a one-example stand-in with
-    weight 0, so every rank still runs forward and backward and DDP's gradient all-reduce lines up.
-    """
-
-    def __init__(self, task: Any, batches: Sequence[Sequence[int]], rank: int, world: int, seed: int, epoch: int):
-        self.task, self.batches = task, batches
-        self.rank, self.world, self.seed, self.epoch = rank, world, seed, epoch
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, i: int) -> _Loaded:
-        batch = list(self.batches[i])
-        share = batch[self.rank :: self.world]
-        live = bool(share)
-        if not live:
-            share = batch[:1]
-        if get_worker_info() is not None:
-            # In a worker, randomness (augmentation) depends only on the batch, not on which worker runs it.
-            seed_everything(_mix(self.seed, self.epoch, i, self.rank))
-        return _Loaded(self.task.collate(share), live)
-
-
-class _Loaded:
-    """One rank's batch and whether it counts; DataLoader's ``pin_memory`` calls :meth:`pin_memory`."""
-
-    __slots__ = ("batch", "live")
-
-    def __init__(self, batch: Any, live: bool) -> None:
-        self.batch, self.live = batch, live
-
-    def pin_memory(self) -> _Loaded:
-        return _Loaded(pin_batch(self.batch), self.live)
-
-
-@dataclasses.dataclass
-class _Accumulator:
-    """Sums over the micro-batches of one optimizer step (this rank)."""
-
-    loss: torch.Tensor | None = None
-    items: int = 0
-    units: int = 0
-    ref: float = 1.0  # global item count the gradients were divided by during backward
-    logs: dict[str, float] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
-class _Window:
-    """Sums over the steps between two log lines (global)."""
-
-    loss: float = 0.0
-    items: float = 0.0
-    units: float = 0.0
-    steps: int = 0
-    start: float = dataclasses.field(default_factory=time.perf_counter)
-    logs: dict[str, float] = dataclasses.field(default_factory=dict)
+__all__ = ["NonFiniteLossError", "Trainer"]
 
 
 class Trainer:
@@ -247,11 +168,12 @@ class Trainer:
         self.step = self.epoch = self.position = 0
         self.best: float | None = None
         self.best_step: int | None = None
-        self.bad_evals = self.nonfinite = 0
+        self.bad_evals = 0
+        self.guard = NonFiniteGuard(cfg.max_nonfinite, self.run_dir)
         self.last_eval_step = self.last_save_step = -1
         self.last_metrics: dict[str, float] = {}
         self.resumed_from: int | None = None
-        self.window = _Window()
+        self.window = LogWindow()
         self.epoch_len = 0  # batches in the current epoch
 
         rng_states = None
@@ -269,28 +191,9 @@ class Trainer:
         elif self.resume:
             notes.append(f"{self.run_dir}: no checkpoint yet, starting a new run")
 
-        model: nn.Module = raw
-        if self.dist.enabled:
-            model = DistributedDataParallel(
-                raw,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=cfg.ddp_find_unused_parameters,
-            )
-        if cfg.compile:
-            model = torch.compile(model)
-        self.train_model = model
-
-        if rng_states is not None and len(rng_states) == self.dist.world_size:
-            set_rng_state(rng_states[self.dist.rank])
-        else:
-            if rng_states is not None:
-                warnings.warn(
-                    f"resuming with {self.dist.world_size} processes instead of {len(rng_states)}: "
-                    "RNG streams restart, so the continuation is not bit-identical",
-                    stacklevel=2,
-                )
-            # Each rank its own stream (dropout, augmentation); rank 0 of a fresh run continues from `seed`.
-            seed_everything(_mix(cfg.seed, self.step, self.dist.rank) if self.dist.rank or self.step else cfg.seed)
+        model = self.dist.wrap(raw, device, cfg.ddp_find_unused_parameters)
+        self.train_model = torch.compile(model) if cfg.compile else model
+        seed_rank_streams(rng_states, self.dist.rank, self.dist.world_size, cfg.seed, self.step)
         params = sum(p.numel() for p in raw.parameters())
         notes.append(
             f"training {type(raw).__name__} ({params:,} parameters) on {device}"
@@ -310,11 +213,11 @@ class Trainer:
             "best": self.best,
             "best_step": self.best_step,
             "bad_evals": self.bad_evals,
-            "nonfinite": self.nonfinite,
+            "nonfinite": self.guard.count,
             "last_eval_step": self.last_eval_step,
             "world_size": self.dist.world_size,
             # the unlogged part of the log window, so a resumed run logs the same averages
-            "window": {k: v for k, v in dataclasses.asdict(self.window).items() if k != "start"},
+            "window": self.window.state_dict(),
         }
 
     def _load_state(self, state: dict) -> None:
@@ -324,9 +227,9 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.best, self.best_step = state["best"], state["best_step"]
-        self.bad_evals, self.nonfinite = state["bad_evals"], state["nonfinite"]
+        self.bad_evals, self.guard.count = state["bad_evals"], state["nonfinite"]
         self.last_eval_step, self.last_save_step = state["last_eval_step"], self.step
-        self.window = _Window(**state["window"])
+        self.window = LogWindow(**state["window"])
 
     # -------------------------------------------------------------------------------------------- loop
 
@@ -379,22 +282,8 @@ class Trainer:
         n = self.epoch_len = len(batches)
         if self.position > n:
             raise ValueError(f"checkpoint position {self.position} is past epoch {self.epoch}'s {n} batches")
-        dataset = _EpochBatches(self.task, batches, self.dist.rank, self.dist.world_size, cfg.seed, self.epoch)
-        pin = self.device.type == "cuda"
-        loader: Iterable[_Loaded]
-        if cfg.num_workers == 0:
-            # Without workers a DataLoader only adds per-batch cost; this loads the same batches the same way.
-            loader = (dataset[i].pin_memory() if pin else dataset[i] for i in range(self.position, n))
-        else:
-            loader = DataLoader(
-                dataset,
-                batch_size=None,
-                sampler=range(self.position, n),  # resume: skip exactly the batches already consumed
-                num_workers=cfg.num_workers,
-                pin_memory=pin,
-                collate_fn=_identity,
-                generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
-            )
+        dataset = EpochBatches(self.task, batches, self.dist.rank, self.dist.world_size, cfg.seed, self.epoch)
+        loader = load_batches(dataset, self.position, cfg.num_workers, pin=self.device.type == "cuda")
         bar = tqdm(
             total=n,
             initial=self.position,
@@ -406,7 +295,7 @@ class Trainer:
             mininterval=1.0,
         )
         stop: str | None = None
-        acc = _Accumulator()
+        acc = StepSums()
         micro = 0
         try:
             for i, loaded in enumerate(loader, start=self.position):
@@ -419,7 +308,7 @@ class Trainer:
                 micro = 0
                 self.position = i + 1
                 stop = self._finish_step(acc, bar)
-                acc = _Accumulator()
+                acc = StepSums()
                 if stop is not None:
                     break
         finally:
@@ -437,7 +326,7 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _forward_backward(self, batch: Any, live: bool, acc: _Accumulator, first: bool, last: bool) -> None:
+    def _forward_backward(self, batch: Any, live: bool, acc: StepSums, first: bool, last: bool) -> None:
         cuda = self.device.type == "cuda"
         batch = move_to_device(batch, self.device, non_blocking=cuda, channels_last=self.cfg.channels_last)
         no_sync = self.dist.enabled and not last
@@ -453,12 +342,7 @@ class Trainer:
             scale = (self.dist.world_size / acc.ref) if live else 0.0
             self.scaler.scale(out.loss_sum * scale).backward()
         if live:
-            loss = out.loss_sum.detach().float()
-            acc.loss = loss if acc.loss is None else acc.loss + loss
-            acc.items += items
-            acc.units += int(out.num_units)
-            for k, v in out.logs.items():
-                acc.logs[k] = acc.logs.get(k, 0.0) + float(v)
+            acc.add(out.loss_sum, items, int(out.num_units), out.logs)
 
     def _global_sum(self, values: list[float]) -> list[float]:
         if not self.dist.enabled:
@@ -466,18 +350,13 @@ class Trainer:
         reduce_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         return self.dist.all_reduce_sum(torch.tensor(values, dtype=torch.float64, device=reduce_device)).tolist()
 
-    def _finish_step(self, acc: _Accumulator, bar: tqdm) -> str | None:
+    def _finish_step(self, acc: StepSums, bar: tqdm) -> str | None:
         cfg = self.cfg
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        # Without clipping (which measures the norm anyway) or fp16's GradScaler (which skips inf/NaN steps
-        # itself), measure the gradient norm here: a finite loss can still have non-finite gradients.
+        # A finite loss can still have non-finite gradients: measure their norm unless clipping does.
         check = cfg.clip_grad_norm is None and not self.scaler.is_enabled() and bool(grads)
         loss_t = acc.loss if acc.loss is not None else torch.zeros((), device=self.device)
-        if check:
-            # one host sync per optimizer step for the loss and the gradient norm together
-            loss_sum, grad_check = torch.stack([loss_t.float(), total_norm(grads)]).tolist()
-        else:
-            loss_sum, grad_check = loss_t.item(), 0.0
+        loss_sum, grad_check = loss_and_grad_norm(loss_t, grads, check)
         out_of_time = (
             self.dist.is_main
             and cfg.max_minutes is not None
@@ -508,11 +387,11 @@ class Trainer:
                 self.scaler.update()
                 self.step += 1
                 stepped = True
-                self.nonfinite = 0
+                self.guard.passed()
                 self._log_step(loss_sum, items, units, lr, grad_norm, acc.logs, bar)
         self.optimizer.zero_grad(set_to_none=True)
         if problem is not None:
-            self._skip_nonfinite(problem)
+            self.guard.skip(problem, self.epoch, self.step, self.log)
 
         if signalled:
             return "signal"
@@ -529,67 +408,14 @@ class Trainer:
             return stop or "max_minutes"
         return stop
 
-    def _skip_nonfinite(self, problem: str) -> None:
-        """Count a skipped step; too many in a row stop the run without writing anything."""
-        cfg = self.cfg
-        self.nonfinite += 1
-        self.log.info(
-            f"warning: {problem} at epoch {self.epoch + 1}, step {self.step + 1}; "
-            f"step skipped ({self.nonfinite}/{cfg.max_nonfinite} in a row)"
-        )
-        if self.nonfinite >= cfg.max_nonfinite:
-            raise NonFiniteLossError(
-                f"{self.nonfinite} non-finite losses or gradients in a row (epoch {self.epoch + 1}, after step "
-                f"{self.step}; last: {problem}); stopped, {self._kept()}. "
-                "Try a lower training.lr or set training.clip_grad_norm"
-            )
-
-    def _kept(self) -> str:
-        """What stays on disk after a stop: the last checkpoint written, or that there is none."""
-        try:
-            latest = read_latest(self.run_dir)
-        except ValueError:  # a corrupt latest.json: say nothing about it here
-            latest = None
-        if latest is None:
-            return f"no checkpoint written in {self.run_dir}"
-        return f"last good checkpoint (step {latest['step']}) in {self.run_dir} left untouched"
-
-    def _check_weights(self) -> None:
-        """Raise :class:`NonFiniteLossError` instead of saving non-finite weights (every rank holds the same)."""
-        tensors = [t for t in self.model.state_dict().values() if t.is_floating_point()]
-        if tensors and math.isfinite(float(total_norm(tensors))):
-            return
-        bad = [name for name, t in self.model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
-        shown = ", ".join(bad[:4]) + (f" (+{len(bad) - 4} more)" if len(bad) > 4 else "")
-        raise NonFiniteLossError(
-            f"non-finite weights at step {self.step} ({shown}); not saved, {self._kept()}. "
-            "Try a lower training.lr or set training.clip_grad_norm"
-        )
-
     def _log_step(
         self, loss_sum: float, items: float, units: float, lr: float, grad_norm: Any, logs: dict, bar: tqdm
     ) -> None:
-        w = self.window
-        w.loss += loss_sum
-        w.items += items
-        w.units += units
-        w.steps += 1
-        for k, v in logs.items():
-            w.logs[k] = w.logs.get(k, 0.0) + v
+        self.window.add(loss_sum, items, units, logs)
         if self.step % self.cfg.log_every:
             return
-        seconds = max(time.perf_counter() - w.start, 1e-9)
         unit = getattr(self.task, "unit", "item")
-        record = {
-            "epoch": self.epoch + 1,
-            "loss": w.loss / max(w.items, 1.0),
-            "lr": lr,
-            f"{unit}_per_s": w.units / seconds,
-            "steps_per_s": w.steps / seconds,
-            **{k: v / w.steps for k, v in w.logs.items()},  # task logs: mean per step (rank 0's values)
-        }
-        if grad_norm is not None:
-            record["grad_norm"] = grad_norm
+        record = self.window.record(self.epoch + 1, lr, unit, grad_norm)
         self.log.metrics("train", self.step, record)
         bar.set_postfix(
             loss=f"{record['loss']:.4f}",
@@ -597,46 +423,22 @@ class Trainer:
             **{f"{unit}/s": f"{record[f'{unit}_per_s']:.0f}"},
             refresh=False,
         )
-        self.window = _Window()
+        self.window = LogWindow()
 
     # --------------------------------------------------------------------------- evaluation, checkpoints
 
     def _evaluate(self) -> str | None:
         """Evaluate on rank 0, share the metrics, track the best; returns "early_stopping" when patience ran out."""
         cfg = self.cfg
-        payload: dict[str, Any] = {}
-        error: BaseException | None = None
-        if self.dist.is_main:
-            try:
-                # Evaluation never shifts the training RNG streams, so its frequency cannot change training.
-                with preserve_rng(), torch.no_grad(), self._autocast():
-                    self.model.eval()
-                    try:
-                        payload = {k: float(v) for k, v in self.task.evaluate(self.model, self.device).items()}
-                    finally:
-                        self.model.train()
-                if cfg.metric not in payload:
-                    raise ValueError(
-                        f"training.metric: {cfg.metric!r} is not among the task's metrics "
-                        f"({', '.join(sorted(payload)) or 'none'})"
-                    )
-            except Exception as e:  # tell the other ranks before raising, so they do not wait forever
-                error, payload = e, {"__error__": f"{type(e).__name__}: {e}"}
-        payload = self.dist.broadcast(payload)
-        if error is not None:
-            raise error
-        if "__error__" in payload:
-            raise RuntimeError(f"evaluation failed on rank 0: {payload['__error__']}")
+        payload = evaluate_on_main(self.task, self.model, self.device, self.dist, cfg.metric, self._autocast())
         self.last_eval_step = self.step
         self.last_metrics = payload
         # epochs done, with the fraction of the current one (evaluations may fall mid-epoch)
         epochs = round(self.epoch + (self.position / self.epoch_len if self.epoch_len else 0.0), 3)
         value = payload[cfg.metric]
-        improved = math.isfinite(value) and (
-            self.best is None or (value < self.best if cfg.metric_mode == "min" else value > self.best)
-        )
+        improved = improves(value, self.best, cfg.metric_mode)
         if improved:
-            self._check_weights()
+            self.guard.check_weights(self.model, self.step)
             self.best, self.best_step, self.bad_evals = value, self.step, 0
             if self.dist.is_main:
                 info = {
@@ -660,7 +462,7 @@ class Trainer:
         return None
 
     def _save(self) -> None:
-        self._check_weights()
+        self.guard.check_weights(self.model, self.step)
         state = self._state()
         state["rng"] = self.dist.gather(rng_state())  # every rank's streams, for an exact continuation
         if self.dist.is_main:
