@@ -85,7 +85,6 @@ def train_and_test(run_cfg: VisionConfig, data: tuple[ImageSet, ImageSet, ImageS
             return saved["test"], model, task
     trainer = Trainer(task, run_cfg.training, run_cfg, overwrite=True, device=device)
     summary = trainer.fit()
-    task.input_spec.save(run_dir)  # the run loads without its data (vision.lifecycle.load_run)
     if summary["stopped"] == "signal":
         raise KeyboardInterrupt(f"{run_dir}: stopped by a signal")
     model = trainer.model
