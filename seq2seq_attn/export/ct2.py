@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -206,6 +207,10 @@ def load_ct2(path: str | Path, compute_type: str = "default", alpha: float | Non
     """Load a directory written by :func:`export_ctranslate2` on the CPU. ``compute_type``: CTranslate2's
     (``default``, ``float32``, ``int8``, ...); ``threads``: intra-op threads (default: the run's
     ``training.cpu_threads``, else torch's thread count)."""
+    # CTranslate2's OpenMP threads busy-wait between parallel regions by default; on a CPU shared with other
+    # processes (or with the server's event loop and clients) the spinning threads slow everything down.
+    # Read when the runtime loads; set OMP_WAIT_POLICY=ACTIVE yourself on a dedicated machine.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import ctranslate2
 
     path = Path(path)
