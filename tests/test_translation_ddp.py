@@ -61,3 +61,15 @@ def test_torchrun_rendezvous_two_processes_match_one_on_the_memory_map(tmp_path:
     wa, wb = read_weights(resolve_weights(single, "latest")), read_weights(resolve_weights(multi, "latest"))
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=1e-5)
+
+
+def test_resume_on_the_memory_map_repeats_the_uninterrupted_run(tmp_path: Path) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(["train", str(_config(tmp_path, straight))]) == 0
+    config = _config(tmp_path, resumed)
+    assert main(["train", str(config), "--set", "training.max_steps=5"]) == 0  # stops inside the second epoch
+    assert main(["train", str(config), "--resume"]) == 0
+    assert _losses(resumed) == _losses(straight) and len(_losses(straight)) == 6
+    wa, wb = read_weights(resolve_weights(straight, "latest")), read_weights(resolve_weights(resumed, "latest"))
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=0)
