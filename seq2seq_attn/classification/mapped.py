@@ -7,7 +7,8 @@ The cache (``$SEQ2SEQ_ATTN_CACHE``, else ``~/.cache/seq2seq_attn``) holds under 
 * ``rows-<key>/``: each usable row's label (``labels.npy``, codes into ``meta.json``'s ``names``) and the
   number of bad rows skipped, keyed by the file's content digest and the reading settings;
 * ``enc-<key>/``: every usable row encoded (``ids``, and ``sents`` = sentence lengths, for HAN), keyed by the
-  rows key, the vocabulary and the text settings.
+  rows key, the vocabulary and the text settings; encoded in chunks of :data:`CHUNK` documents by one forked
+  worker process per core.
 
 Documents keep the order of the file; a split is a set of row indices into it (:class:`MappedDocs`), so the
 seeded shuffle, ``max_train_docs`` and the held-out part select exactly the documents they always did.
@@ -17,7 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
+import os
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,20 +136,61 @@ class EncodedRows:
         def fill(tmp: Path) -> None:
             ids = RaggedWriter(tmp, "ids", ids_dtype(len(vocab)))
             sents = RaggedWriter(tmp, "sents", np.int32)
-            docs: list[EncodedDoc] = []
-            for _, ex in index.rows(data):
-                docs.append(encode(ex.text, vocab, data, hierarchical))
-                if len(docs) == CHUNK:
-                    ids.extend([d.ids.tolist() for d in docs])
-                    sents.extend([d.sentence_lengths.tolist() for d in docs])
-                    docs = []
-            ids.extend([d.ids.tolist() for d in docs])
-            sents.extend([d.sentence_lengths.tolist() for d in docs])
+            for chunk_ids, chunk_sents in _encode_chunks(index, vocab, data, hierarchical):
+                ids.extend(chunk_ids)
+                sents.extend(chunk_sents)
             ids.close()
             sents.close()
 
         folder = build_folder(cache_root(data) / "classification" / f"enc-{key[:24]}", fill)
         return cls(folder, RaggedArray(folder, "ids"), RaggedArray(folder, "sents"))
+
+
+_WORKER: tuple | None = None  # (vocab, data config, hierarchical) of an encoding worker process
+
+
+def _start_worker(vocab: Vocab, data: DataConfig, hierarchical: bool) -> None:
+    global _WORKER
+    _WORKER = (vocab, data, hierarchical)
+
+
+def _encode_texts(texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """One chunk in a worker: (token ids, sentence lengths) of each text."""
+    vocab, data, hierarchical = _WORKER
+    docs = [encode(text, vocab, data, hierarchical) for text in texts]
+    return [d.ids.tolist() for d in docs], [d.sentence_lengths.tolist() for d in docs]
+
+
+def _text_chunks(index: RowIndex, data: DataConfig) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for _, ex in index.rows(data):
+        chunk.append(ex.text)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _encode_chunks(index: RowIndex, vocab: Vocab, data: DataConfig, hierarchical: bool
+                   ) -> Iterator[tuple[list[list[int]], list[list[int]]]]:
+    """Every usable row encoded, chunk by chunk in file order: in this process for a single chunk or a single
+    core, else in forked worker processes (one per core, at most ``2 * workers`` chunks of text in flight)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if workers == 1 or len(index) <= CHUNK or "fork" not in mp.get_all_start_methods():
+        _start_worker(vocab, data, hierarchical)
+        yield from map(_encode_texts, _text_chunks(index, data))
+        return
+    context = mp.get_context("fork")  # the workers inherit the vocabulary instead of unpickling it
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(vocab, data, hierarchical)) as pool:
+        pending: deque = deque()
+        for chunk in _text_chunks(index, data):
+            pending.append(pool.submit(_encode_texts, chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 class MappedDocs(Sequence):
