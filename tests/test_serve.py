@@ -99,6 +99,7 @@ BAD = {
     "too many sentences": (b'{"sentences": ["a", "b", "c", "d", "e"]}', 413, "the limit is 4"),
     "over-long sentence": (b'{"sentences": ["' + b"a" * 401 + b'"]}', 413, "401 characters"),
     "longer than the model's positions": (b'{"sentences": ["' + b"x " * 150 + b'"]}', 422, "max_positions"),
+    "huge body": (b'{"sentences": ["a"], "pad": "' + b"y" * 300_000 + b'"}', 413, "bytes is over the limit"),
 }
 
 

@@ -40,11 +40,16 @@ def validation_message(errors: list[dict], task: str) -> tuple[str, list[str]]:
     return f"invalid request: {details[0]}", details
 
 
-def _install_error_handlers(app: FastAPI, task: str) -> None:
+def _install_error_handlers(app: FastAPI, task: str, max_body: int) -> None:
     @app.middleware("http")
     async def utf8_body(request: Request, call_next):
         if request.method == "POST":
+            declared = request.headers.get("content-length", "0")
+            if declared.isdigit() and int(declared) > max_body:
+                return _error(413, f"request body of {declared} bytes is over the limit of {max_body}")
             body = await request.body()
+            if len(body) > max_body:
+                return _error(413, f"request body of {len(body)} bytes is over the limit of {max_body}")
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -84,7 +89,9 @@ def create_app(engine: TranslationEngine | ClassificationEngine, max_batch: int 
     app = FastAPI(title="seq2seq_attn server", lifespan=lifespan, responses=errors,
                   description=f"Serves a {engine.task} run. Requests arriving together are computed in one batch.")
     app.state.batcher, app.state.engine = batcher, engine
-    _install_error_handlers(app, engine.task)
+    # Bytes a request within the limits can need (4 bytes a character in UTF-8, escapes and options besides).
+    max_body = engine.limits.max_items * (4 * engine.limits.max_chars + 64) + 65536
+    _install_error_handlers(app, engine.task, max_body)
 
     async def run(key: Any, items: list) -> list:
         try:
