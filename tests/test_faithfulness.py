@@ -154,7 +154,7 @@ def test_faithfulness_command_writes_table_csv_and_plot(tmp_path, capsys):
     assert main(["classify", "train", str(config)]) == 0
     capsys.readouterr()
     assert main(["classify", "faithfulness", str(tmp_path / "run"), "--limit", "3", "--ig-steps", "4",
-                 "--out", str(tmp_path / "f"), "--device", "cpu"]) == 0
+                 "--out", str(tmp_path / "f"), "--device", "cpu", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "3 documents" in out and "| attention vs integrated_gradients |" in out
     assert (tmp_path / "f" / "faithfulness.png").stat().st_size > 0

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a random subset of N documents (seeded with --seed) instead of the whole split")
     f.add_argument("--ig-steps", type=int, default=20, help="Integrated Gradients integration points")
     f.add_argument("--seed", type=int, default=0, help="seed of the subset and of the random ranking")
+    f.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the run's training.cpu_threads); its many small batches "
+                        "run fastest on one thread when the machine is busy")
     f.add_argument("--out", type=Path, default=None, help="folder for faithfulness.{md,csv,png} (default: RUN_DIR)")
     add_weights_arg(f)
     f.add_argument("--device", default="auto")
@@ -71,6 +74,12 @@ def handle_faithfulness(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     if args.ig_steps < 1:
         raise ValueError(f"--ig-steps must be >= 1, got {args.ig_steps}")
-    run_faithfulness(load_run(args.run_dir, args.device, args.which), args.split, args.out or args.run_dir,
-                     args.limit, args.ig_steps, args.seed)
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    run = load_run(args.run_dir, args.device, args.which)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    run_faithfulness(run, args.split, args.out or args.run_dir, args.limit, args.ig_steps, args.seed)
     return 0
