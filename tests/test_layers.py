@@ -64,13 +64,16 @@ def _padded(batches: list[list[int]], lengths: list[int]) -> int:
 
 
 def test_token_mode_respects_the_budget_and_is_deterministic() -> None:
-    batches = length_batches(LENGTHS, max_tokens=100, rng=np.random.default_rng(3))
+    def token_batches(**kw):
+        return [b.tolist() for b in length_batches(LENGTHS, max_tokens=100, **kw)]
+
+    batches = token_batches(rng=np.random.default_rng(3))
     assert sorted(i for b in batches for i in b) == list(range(300))
     assert all(len(b) * max(LENGTHS[i] for i in b) <= 100 for b in batches)
-    assert batches == length_batches(LENGTHS, max_tokens=100, rng=np.random.default_rng(3))
-    assert batches != length_batches(LENGTHS, max_tokens=100, rng=np.random.default_rng(4))
+    assert batches == token_batches(rng=np.random.default_rng(3))
+    assert batches != token_batches(rng=np.random.default_rng(4))
     # Every batch is as full as the budget allows: one more example of the next length would overflow.
-    unshuffled = length_batches(LENGTHS, max_tokens=100)
+    unshuffled = token_batches()
     for batch, following in zip(unshuffled, unshuffled[1:]):
         longest = max(LENGTHS[i] for i in batch + following[:1])
         assert (len(batch) + 1) * longest > 100
@@ -78,7 +81,7 @@ def test_token_mode_respects_the_budget_and_is_deterministic() -> None:
 
 
 def test_token_mode_gives_an_overlong_example_its_own_batch() -> None:
-    assert length_batches([3, 50, 4], max_tokens=10) == [[0, 2], [1]]
+    assert [b.tolist() for b in length_batches([3, 50, 4], max_tokens=10)] == [[0, 2], [1]]
 
 
 def test_sentence_mode_counts_sentences_and_buckets() -> None:
@@ -220,11 +223,16 @@ def test_translation_and_classifiers_share_the_packed_rnn() -> None:
     assert torch.equal(memory, direct) and torch.equal(final, direct_final) and memory[1, 2].eq(0).all()
 
 
-def _reference_token_batches(lengths, max_tokens, seed):
+def _reference_token_batches(lengths, max_tokens, seed, shuffle=True):
     """The translation batcher as every run before the shared layers used it (sort with random ties by
     ``default_rng(seed)``, fill to the budget, shuffle the batch order by ``default_rng(seed + 1)``)."""
     lengths = np.asarray(lengths)
     order = np.lexsort((np.random.default_rng(seed).permutation(len(lengths)), lengths))
+    return _reference_fill(lengths, order, max_tokens, seed if shuffle else None)
+
+
+def _reference_fill(lengths, order, max_tokens, shuffle_seed):
+    """The per-example greedy fill (a Python object per example), as every run before the vectorized one."""
     batches, current, longest = [], [], 0
     for i in order.tolist():
         new_longest = max(longest, int(lengths[i]))
@@ -233,8 +241,11 @@ def _reference_token_batches(lengths, max_tokens, seed):
             current, new_longest = [], int(lengths[i])
         current.append(i)
         longest = new_longest
-    batches.append(current)
-    perm = np.random.default_rng(seed + 1).permutation(len(batches))
+    if current:
+        batches.append(current)
+    if shuffle_seed is None:
+        return batches
+    perm = np.random.default_rng(shuffle_seed + 1).permutation(len(batches))
     return [batches[j] for j in perm]
 
 
@@ -251,3 +262,13 @@ def test_translation_batches_repeat_earlier_runs_batch_for_batch() -> None:
     for epoch in (0, 3):
         got = TranslationTask.train_batches(task, epoch)
         assert [b.tolist() for b in got] == _reference_token_batches(lengths, 120, 7 * 100_003 + epoch)
+
+
+@pytest.mark.parametrize("max_tokens", [1, 7, 64, 1536])
+def test_vectorized_token_fill_equals_the_per_example_fill(max_tokens) -> None:
+    """Zero lengths, ties, over-long examples and budgets from one example to many: the same batches."""
+    rng = np.random.default_rng(max_tokens)
+    lengths = np.concatenate([rng.integers(0, 3, 20), rng.integers(1, 120, 2000), [max_tokens + 5, 4000]])
+    order = np.argsort(lengths, kind="stable")
+    got = [b.tolist() for b in length_batches(lengths, max_tokens=max_tokens)]
+    assert got == _reference_fill(lengths, order, max_tokens, None)

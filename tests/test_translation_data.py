@@ -85,7 +85,7 @@ def test_filters_count_each_reason() -> None:
 
 
 def token_batches(lengths: list[int], max_tokens: int, seed: int) -> list[list[int]]:
-    return length_batches(lengths, max_tokens=max_tokens, rng=np.random.default_rng(seed))
+    return [b.tolist() for b in length_batches(lengths, max_tokens=max_tokens, rng=np.random.default_rng(seed))]
 
 
 def test_token_batches_respect_max_tokens_and_cover_everything() -> None:

@@ -21,23 +21,28 @@ import numpy as np
 BUCKET_BATCHES = 50
 
 
-def _token_batches(lengths: np.ndarray, max_tokens: int, rng: np.random.Generator | None) -> list[list[int]]:
+def _token_batches(lengths: np.ndarray, max_tokens: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Greedy fill in length order, one batch at a time with array operations (no Python object per example,
+    so memory stays flat for millions of pairs). In sorted order the batch's longest example is its last, so a
+    batch starting at ``s`` holds the longest run ``k`` with ``sorted[s + j] * (j + 1) <= max_tokens`` for all
+    ``j < k`` (at least one example: an over-long one gets a batch of its own)."""
     if rng is None:
         order = np.argsort(lengths, kind="stable")
     else:
         order = np.lexsort((rng.permutation(len(lengths)), lengths))  # by length, ties at random
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order.tolist():
-        new_longest = max(longest, int(lengths[i]))
-        if current and new_longest * (len(current) + 1) > max_tokens:
-            batches.append(current)
-            current, new_longest = [], int(lengths[i])
-        current.append(i)
-        longest = new_longest
-    if current:
-        batches.append(current)
+    index_dtype = np.int32 if len(lengths) < 2**31 else np.int64
+    order = order.astype(index_dtype, copy=False)
+    sorted_lengths = lengths[order].astype(np.int64)
+    batches: list[np.ndarray] = []
+    start, n = 0, len(order)
+    while start < n:
+        shortest = int(sorted_lengths[start])  # no batch from here holds more than max_tokens // shortest
+        room = n - start if shortest == 0 else max(1, max_tokens // shortest)
+        window = sorted_lengths[start:start + room] * np.arange(1, min(room, n - start) + 1)
+        over = np.flatnonzero(window > max_tokens)
+        size = max(1, int(over[0]) if len(over) else len(window))
+        batches.append(order[start:start + size])
+        start += size
     return batches
 
 
@@ -56,8 +61,10 @@ def _sentence_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Gener
 
 def length_batches(lengths: Sequence[int] | np.ndarray, *, batch_size: int | None = None,
                    max_tokens: int | None = None, rng: np.random.Generator | None = None,
-                   bucket: bool = True, shuffle_rng: np.random.Generator | None = None) -> list[list[int]]:
-    """Batches of indices into ``lengths`` (every index exactly once).
+                   bucket: bool = True, shuffle_rng: np.random.Generator | None = None
+                   ) -> list[list[int]] | list[np.ndarray]:
+    """Batches of indices into ``lengths`` (every index exactly once): lists of ints in sentence-count mode,
+    integer arrays (views of one int32 order, flat in memory for millions of examples) in token-count mode.
 
     Args:
         lengths: (N,) length of each example in tokens (for pairs: the longer side, as the caller decides).
