@@ -14,7 +14,7 @@ Trainer for ``--steps`` steps of ``configs/multi30k_transformer_cpu.yaml`` (``tr
 reports its peak RSS (``getrusage``, model and optimizer included) and steps/s (the Trainer's own
 ``metrics.jsonl``).
 
-Run it alone on the machine's cores (``flock /work/notes/train.lock python scripts/bench_corpus_scale.py``);
+Run it alone on the machine's cores (e.g. ``flock /tmp/train.lock python scripts/bench_corpus_scale.py``);
 results go to ``--out/results.json`` and a table on stdout; ``--plot`` writes the cost-against-size figure.
 """
 
@@ -182,7 +182,7 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[30_000, 300_000, 1_000_000, 3_000_000])
-    p.add_argument("--out", type=Path, default=Path("/work/runs/corpus_scale"))
+    p.add_argument("--out", type=Path, default=Path("runs/corpus_scale"))
     p.add_argument("--baseline", type=Path, default=None, help="checkout of the in-memory code (before issue 18)")
     p.add_argument("--baseline-max", type=int, default=1_000_000, help="largest size the in-memory path runs")
     p.add_argument("--steps", type=int, default=20)

@@ -5,7 +5,7 @@ Gumbel-softmax; ``categorical``, Xu et al.'s REINFORCE), one run after the other
 test split, the entropy (nats per query) of the softmax distribution each normalizer samples from or takes the
 arg-max of (the pooling's normalizer swapped for a softmax of the same temperature when measuring).
 
-    python scripts/bench_hard_attention.py configs/cls_trec.yaml --seeds 1 2 3 --out /work/runs/hard_trec \\
+    python scripts/bench_hard_attention.py configs/cls_trec.yaml --seeds 1 2 3 --out runs/hard_trec \\
         --set model.pretrained_embeddings=null      # prints a Markdown table, writes OUT/results.json
 """
 

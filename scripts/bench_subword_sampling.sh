@@ -36,7 +36,7 @@ if [ "${1:-}" = --seed ]; then
   exit 0
 fi
 out="$1"; steps="${2:-400}"; seeds="${3:-1 2}"; alpha="${4:-0.1}"; nbest="${5:-64}"; beam="${6:-}"
-lock="${LOCK:-/work/notes/train.lock}"
+lock="${LOCK:-${TMPDIR:-/tmp}/seq2seq_attn_train.lock}"  # one training at a time on this machine
 mkdir -p "$out"
 for seed in $seeds; do
   flock "$lock" bash "$0" --seed "$out" "$steps" "$seed" "$alpha" "$nbest" "$beam"
