@@ -118,3 +118,22 @@ def test_prepare_names_both_files_when_they_differ_in_length(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="has 20 lines.*has 2 lines"):
         prepare(config(tmp_path, src_path, tgt_path), log=lambda s: None)
     assert not list((tmp_path / "cache" / "translation").glob("*tmp*"))
+
+
+def test_filters_on_arrays_work_in_chunks_with_the_same_result(monkeypatch) -> None:
+    """Chunk boundaries change nothing: kept indices and counts equal the one-pass (list) filter."""
+    import seq2seq_attn.translation.data as data_module
+
+    rng = np.random.default_rng(5)
+    src = rng.integers(0, 30, 1000)
+    tgt = rng.integers(0, 30, 1000)
+    empty = (src == 0) | (tgt == 0)
+    src_ids, tgt_ids = [[7] * (int(n) + 1) for n in src], [[7] * int(n) for n in tgt]  # source ids hold EOS
+    texts_src = ["" if e else "x" for e in empty]
+    want_keep, want = filter_pairs(texts_src, texts_src, src_ids, tgt_ids, max_len=20, max_ratio=2.0)
+    for chunk in (1, 7, 999, 1 << 20):
+        monkeypatch.setattr(data_module, "FILTER_CHUNK", chunk)
+        keep, report = filter_encoded(src, tgt, empty, 20, 2.0)
+        assert keep.tolist() == list(want_keep)
+        assert (report.total, report.empty, report.too_long, report.bad_ratio) == (
+            want.total, want.empty, want.too_long, want.bad_ratio)

@@ -48,21 +48,37 @@ def filter_pairs(src_text: Sequence[str], tgt_text: Sequence[str], src_ids: Sequ
     return keep, report
 
 
+#: filter_encoded works through this many pairs at a time, so its temporaries do not grow with the corpus.
+FILTER_CHUNK = 1 << 20
+
+
 def filter_encoded(src_lengths: np.ndarray, tgt_lengths: np.ndarray, empty: np.ndarray, max_len: int | None,
                    max_ratio: float | None) -> tuple[np.ndarray, FilterReport]:
     """:func:`filter_pairs` on arrays: ``src_lengths``/``tgt_lengths`` (N,) ids per side without EOS,
     ``empty`` (N,) bool (either text empty). Returns the kept indices ((K,) int64, ascending) and the same
-    counts as :func:`filter_pairs`."""
-    ls, lt = np.asarray(src_lengths) + 1, np.asarray(tgt_lengths) + 1  # source + EOS, target + EOS
-    empty = np.asarray(empty, dtype=bool)
-    longer = np.maximum(ls, lt)
-    too_long = ~empty & (longer > max_len) if max_len is not None else np.zeros_like(empty)
-    if max_ratio is not None:
-        bad_ratio = ~empty & ~too_long & (longer / np.maximum(1, np.minimum(ls, lt)) > max_ratio)
-    else:
-        bad_ratio = np.zeros_like(empty)
-    report = FilterReport(len(empty), int(empty.sum()), int(too_long.sum()), int(bad_ratio.sum()))
-    return np.flatnonzero(~(empty | too_long | bad_ratio)).astype(np.int64), report
+    counts as :func:`filter_pairs`. Works in chunks of :data:`FILTER_CHUNK` pairs (flat memory for millions)."""
+    total = len(empty)
+    kept = np.empty(total, dtype=np.int64)
+    n_kept = n_empty = n_long = n_ratio = 0
+    for start in range(0, total, FILTER_CHUNK):
+        part = slice(start, start + FILTER_CHUNK)
+        ls = np.asarray(src_lengths[part], dtype=np.int64) + 1  # source + EOS
+        lt = np.asarray(tgt_lengths[part], dtype=np.int64) + 1  # target + EOS
+        gone = np.asarray(empty[part], dtype=bool)
+        n_empty += int(gone.sum())
+        longer = np.maximum(ls, lt)
+        if max_len is not None:
+            too_long = ~gone & (longer > max_len)
+            n_long += int(too_long.sum())
+            gone = gone | too_long
+        if max_ratio is not None:
+            bad_ratio = ~gone & (longer / np.maximum(1, np.minimum(ls, lt)) > max_ratio)
+            n_ratio += int(bad_ratio.sum())
+            gone = gone | bad_ratio
+        here = np.flatnonzero(~gone) + start
+        kept[n_kept:n_kept + len(here)] = here
+        n_kept += len(here)
+    return kept[:n_kept], FilterReport(total, n_empty, n_long, n_ratio)  # pages past n_kept are never touched
 
 
 @dataclass
