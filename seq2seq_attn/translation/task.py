@@ -143,8 +143,9 @@ class TranslationTask:
             batches = length_batches(lengths, max_tokens=d.max_tokens, rng=rng, shuffle_rng=shuffle_rng)
         else:
             batches = length_batches(lengths, batch_size=d.batch_size, rng=rng, shuffle_rng=shuffle_rng)
-        # One int64 array per batch: 8 bytes a pair for the epoch, not a Python int object each (36 bytes).
-        return [np.asarray(b, dtype=np.int64) for b in batches]
+        # One integer array per batch (token mode: views of one int32 order, 4 bytes a pair for the epoch), not
+        # a Python int object per pair (36 bytes).
+        return [b if isinstance(b, np.ndarray) else np.asarray(b, dtype=np.int64) for b in batches]
 
     def collate(self, indices: Sequence[int]) -> Batch:
         indices = np.asarray(indices, dtype=np.int64).tolist()
