@@ -9,27 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from ..training.lifecycle import run_kind
 from .page import VIEWS, write_page
-
-
-def run_kind(run_dir: str | Path) -> str:
-    """The task of a run directory, from its ``config.yaml``: ``translation``, ``classification`` or ``vision``.
-
-    Raises FileNotFoundError without a config, ValueError when it matches no task."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run dir (no config.yaml)")
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    model, data = cfg.get("model") or {}, cfg.get("data") or {}
-    if "decoding" in cfg or isinstance(data.get("train"), dict):
-        return "translation"
-    if "type" in model:
-        return "classification"
-    if "attention" in model or "source" in data:
-        return "vision"
-    raise ValueError(f"{path}: cannot tell the task of this run (no decoding, model.type or model.attention key)")
 
 
 def read_lines(path: str | Path) -> list[str]:

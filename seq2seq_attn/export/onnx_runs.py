@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..config import load_config
+from ..training.lifecycle import run_kind
 from .files import atomic_output_dir
 from .onnx_export import ONNX_FILE, ClassifierGraph, VisionGraph, classifier_io, export_graph, max_difference
 
@@ -25,20 +26,6 @@ class OnnxExport:
     kind: str  # "classifier" or "vision"
     max_abs_diff: float  # onnxruntime vs PyTorch on the check inputs
     check_inputs: str  # what they were
-
-
-def run_kind(run_dir: Path) -> str:
-    """"classifier" (vocab.json + labels.json), "vision" (a ``model.arch`` ResNet config) or "translation";
-    FileNotFoundError when ``run_dir`` has no config.yaml."""
-    import yaml
-
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run dir (no config.yaml)")
-    if (run_dir / "labels.json").is_file() and (run_dir / "vocab.json").is_file():
-        return "classifier"
-    model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model") or {}
-    return "translation" if "transformer" in model or model.get("arch") in ("rnn", "transformer") else "vision"
 
 
 def _classifier_batches(run, texts: list[str] | None, seed: int = 0) -> tuple[list[tuple[torch.Tensor, ...]], str]:
@@ -141,7 +128,8 @@ def export_onnx(run_dir: str | Path, out: str | Path, which: str = "best", texts
     for translation runs or when onnxruntime differs from PyTorch by more than :data:`TOLERANCE`; then ``out``
     is not written."""
     run_dir = Path(run_dir)
-    kind = run_kind(run_dir)
+    task = run_kind(run_dir)
+    kind = "classifier" if task == "classification" else task  # the name export.json and OnnxExport use
     if kind == "translation":
         raise ValueError(f"{run_dir}: ONNX export is for classify and vision runs; export Transformer "
                          "translation runs with --format ctranslate2")

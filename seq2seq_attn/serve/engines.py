@@ -118,7 +118,7 @@ def load_engine(run_dir: str | Path, limits: Limits, engine: str = "torch", devi
                 which: str = "best", compute_type: str = "default") -> TranslationEngine | ClassificationEngine:
     """The engine for ``run_dir``: a classify run, a translation run, or (``engine="ctranslate2"``) a directory
     written by ``export --format ctranslate2``."""
-    from ..export.onnx_runs import run_kind
+    from ..training.lifecycle import run_kind
 
     run_dir = Path(run_dir)
     if engine == "ctranslate2":
@@ -126,7 +126,7 @@ def load_engine(run_dir: str | Path, limits: Limits, engine: str = "torch", devi
 
         return TranslationEngine(load_ct2(run_dir, compute_type), limits, engine)
     kind = run_kind(run_dir)
-    if kind == "classifier":
+    if kind == "classification":
         from ..classification.lifecycle import load_run as load_classifier
 
         return ClassificationEngine(load_classifier(run_dir, device, which), limits)

@@ -42,6 +42,25 @@ def run_config_path(run_dir: str | Path) -> Path:
     return path
 
 
+def run_kind(run_dir: str | Path) -> str:
+    """The task of a run directory, from its ``config.yaml``: ``translation``, ``classification`` or ``vision``
+    (what ``explore``, ``export`` and ``serve`` dispatch on).
+
+    Raises FileNotFoundError without a config, ValueError when it matches no task."""
+    import yaml
+
+    path = run_config_path(run_dir)
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    model, data = cfg.get("model") or {}, cfg.get("data") or {}
+    if "decoding" in cfg or isinstance(data.get("train"), dict):
+        return "translation"
+    if "type" in model:
+        return "classification"
+    if "attention" in model or "source" in data:
+        return "vision"
+    raise ValueError(f"{path}: cannot tell the task of this run (no decoding, model.type or model.attention key)")
+
+
 @dataclass
 class LoadedRun:
     """A trained run directory ready for inference; each task's ``load_run`` returns a subclass that adds its
