@@ -39,7 +39,7 @@ Box = tuple[float, float, float, float]
 
 USER_FORMATS = ("coco", "flickr8k", "imagefolder")
 BENCHMARK_FORMATS = ("digit_strings", "cifar_mosaics")
-FORMATS = BENCHMARK_FORMATS  # the users' formats join when their readers land
+FORMATS = USER_FORMATS + BENCHMARK_FORMATS
 SPLITS = ("train", "valid", "test")
 ON_ERROR = ("raise", "skip")
 DEFAULT_IMAGE_SIZE = (224, 224)
@@ -191,7 +191,11 @@ def load_caption_split(data: Mapping[str, Any], split: str, *, cache: str | Path
         raise ValueError(f"data.format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    ErrorPolicy(data.get("on_error", "raise"))  # checks the key
-    from .benchmarks import load_benchmark
+    policy = ErrorPolicy(data.get("on_error", "raise"))
+    if fmt in BENCHMARK_FORMATS:
+        from .benchmarks import load_benchmark
 
-    return load_benchmark(data, split, cache=cache)
+        return load_benchmark(data, split, cache=cache)
+    from .readers import read_user_split
+
+    return read_user_split(fmt, data, split, image_size_of(data, DEFAULT_IMAGE_SIZE), policy, cache)
