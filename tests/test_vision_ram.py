@@ -104,7 +104,7 @@ def test_variants_are_deterministic_and_hold_the_digit():
         assert (a > 0).sum() >= (digits > 0).sum() + (clutter > 0)  # clutter adds ink
     assert not np.array_equal(make_variant(digits, "translated", 3), make_variant(digits, "translated", 4))
     with pytest.raises(ValueError, match="unknown MNIST variant"):
-        make_variant(digits, "rotated", 0)
+        make_variant(digits, "sheared", 0)
 
 
 def _tiny_ram_config(tmp_path, run="run", epochs=3):

@@ -32,8 +32,9 @@ class VisionDataConfig:
     label_column: str = "label"
     cache_dir: str | None = None
     # npz of 28x28 digits only: one of Mnih et al.'s (2014) MNIST benchmarks made from them and cached
-    # (vision/mnist_variants.py): centered, translated (60x60), cluttered (60x60, 4 pieces), cluttered100
-    variant: Literal["centered", "translated", "cluttered", "cluttered100"] | None = None
+    # (vision/mnist_variants.py): centered, translated (60x60), cluttered (60x60, 4 pieces), cluttered100;
+    # or Jaderberg et al.'s (2015): rotated (+-90 deg), rts (+-45 deg, scale 0.7-1.2, placed in 42x42)
+    variant: Literal["centered", "translated", "cluttered", "cluttered100", "rotated", "rts"] | None = None
     variant_seed: int = 0
     max_train: int | None = None  # the first N (shuffled with data_seed) training images
     max_test: int | None = None  # N test images (a random subset drawn with data_seed; files are class-ordered)
@@ -99,6 +100,25 @@ RECURRENT_ARCHS = ("ram", "soft_rnn")
 
 
 @dataclass
+class SpatialTransformerConfig:
+    """A spatial transformer before the classifier (Jaderberg et al., 2015; ``vision/attention/stn.py``):
+    ``enabled: true`` turns the configured ``arch`` into its ST version (CNN -> ST-CNN). Between stages, use
+    ``attention: stn`` with ``attention_position: stage`` instead."""
+
+    enabled: bool = False
+    out_size: list[int] | None = None  # [H, W] the classifier sees; default the input size
+    loc_channels: list[int] = field(default_factory=lambda: [20, 20])  # localisation net conv widths
+    loc_hidden: int = 50  # localisation net FC width
+    loc_pool: int = 3  # localisation net adaptive pooling grid side
+
+    def __post_init__(self) -> None:
+        if len(self.loc_channels) != 2 or min(self.loc_channels) < 1 or self.loc_hidden < 1 or self.loc_pool < 1:
+            raise ValueError("loc_channels must be two sizes >= 1, loc_hidden and loc_pool >= 1")
+        if self.out_size is not None and (len(self.out_size) != 2 or min(self.out_size) < 1):
+            raise ValueError(f"out_size must be [H, W] with positive sizes, got {self.out_size}")
+
+
+@dataclass
 class VisionModelConfig:
     """The backbone and where the attention module goes (see ``vision/models/resnet.py``), or a recurrent
     attention model (``arch: ram`` or ``soft_rnn``, configured by ``recurrent``).
@@ -120,6 +140,7 @@ class VisionModelConfig:
     attention_stages: list[int] | None = None
     attention_position: Literal["block", "stage"] = "block"
     recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)  # arch ram and soft_rnn
+    spatial_transformer: SpatialTransformerConfig = field(default_factory=SpatialTransformerConfig)
 
     def __post_init__(self) -> None:
         if self.arch not in (*ARCHS, *RECURRENT_ARCHS):

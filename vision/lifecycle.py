@@ -20,10 +20,12 @@ from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.training.checkpoint import atomic_write_bytes
 from seq2seq_attn.training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
 
+from .attention.stn import SpatialTransformer
 from .config import VisionConfig
 from .data import InputSpec, Normalize
 from .glimpse import plot_glimpse_paths
 from .models.ram import RecurrentAttentionModel
+from .models.stn import plot_sampling_grids
 from .task import VisionTask, build_model
 
 
@@ -108,6 +110,8 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
     evaluate(run)
     if isinstance(run.model, RecurrentAttentionModel):
         print(f"glimpse paths: {write_glimpse_paths(run)}")
+    if any(isinstance(m, SpatialTransformer) for m in run.model.modules()):
+        print(f"sampling grids: {write_sampling_grids(run)}")
     return 0
 
 
@@ -125,3 +129,29 @@ def write_glimpse_paths(run: VisionRun, count: int = 6, name: str = "glimpses.pn
     model = run.model
     return plot_glimpse_paths(images.float() / 255.0, locations, model.patch, model.scales,
                               run.run_dir / name, titles)
+
+
+@torch.no_grad()
+def write_sampling_grids(run: VisionRun, count: int = 6, name: str = "stn_grids.png") -> Path:
+    """Draw the region the run's first spatial transformer samples on the first ``count`` test images (its
+    grid read through ``capture_attention``) to ``run_dir/name``, with the transformer's output below each
+    image when it transforms the input itself; titles give the label and the prediction."""
+    test = run.task.test_set
+    images = test.images[:count]
+    st_name, st = next((n, m) for n, m in run.model.named_modules() if isinstance(m, SpatialTransformer))
+    warped: list[torch.Tensor] = []
+    hook = st.register_forward_hook(lambda mod, inp, out: warped.append(out.detach()))
+    try:
+        with capture_attention(run.model) as maps:
+            probs = run.predict(images)
+    finally:
+        hook.remove()
+    grid = maps[st_name][0]  # (B, H', W', 2)
+    shown = None
+    if st is getattr(run.model, "transformer", None):  # it warps the input: undo the normalization for display
+        mean = torch.tensor(run.inputs.mean, device=warped[0].device).view(1, -1, 1, 1)
+        std = torch.tensor(run.inputs.std, device=warped[0].device).view(1, -1, 1, 1)
+        shown = (warped[0] * std + mean).cpu()
+    titles = [f"{test.classes[y]} -> {test.classes[p]}" for y, p in zip(test.labels[:count].tolist(),
+                                                                       probs.argmax(-1).tolist())]
+    return plot_sampling_grids(images.float() / 255.0, grid, shown, run.run_dir / name, titles)

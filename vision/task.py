@@ -32,6 +32,7 @@ from .data import (
 )
 from .models import build_resnet
 from .models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
+from .models.stn import SpatialTransformerNetwork
 
 
 def load_split(cfg: VisionDataConfig, split: str) -> ImageSet:
@@ -70,7 +71,19 @@ def prepare_data(cfg: VisionDataConfig) -> tuple[ImageSet, ImageSet, ImageSet]:
 
 
 def build_model(cfg: VisionModelConfig, num_classes: int, in_channels: int) -> nn.Module:
-    """The configured ResNet with its attention modules, or a recurrent attention model."""
+    """The configured ResNet with its attention modules, or a recurrent attention model; behind a spatial
+    transformer when ``spatial_transformer.enabled``."""
+    model = _build_classifier(cfg, num_classes, in_channels)
+    st = cfg.spatial_transformer
+    if not st.enabled:
+        return model
+    from .attention.stn import SpatialTransformer
+
+    return SpatialTransformerNetwork(SpatialTransformer(in_channels, st.loc_channels, st.loc_hidden, st.loc_pool,
+                                                        st.out_size), model)
+
+
+def _build_classifier(cfg: VisionModelConfig, num_classes: int, in_channels: int) -> nn.Module:
     r = cfg.recurrent
     if cfg.arch == "ram":
         return RecurrentAttentionModel(num_classes, in_channels, r.glimpses, r.patch, r.scales, r.std,
