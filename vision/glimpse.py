@@ -90,6 +90,14 @@ def plot_glimpse_paths(images: torch.Tensor, locations: torch.Tensor, patch: int
         ax.set_yticks([])
         if labels is not None:
             ax.set_title(labels[n], fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out the matplotlib figure ``fig``, write it as a PNG to ``path`` (folders made), close it; returns
+    the path. Shared by the figures of the glimpse paths, spatial transformer grids and RA-CNN boxes."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..attention.stn import SpatialTransformer, grid_corners
-from ..glimpse import pixel_centre
+from ..glimpse import pixel_centre, save_figure
 
 
 class SpatialTransformerNetwork(nn.Module):
@@ -69,9 +69,4 @@ def plot_sampling_grids(images: torch.Tensor, grids: torch.Tensor, warped: torch
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
