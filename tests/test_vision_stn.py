@@ -137,3 +137,20 @@ def test_st_cnn_trains_through_the_trainer_draws_its_grids_and_resumes_exactly(t
     b = load_file(tmp_path / "parts" / "checkpoints" / "step-000004.safetensors")
     assert any(k.startswith("transformer.localisation") for k in a)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sampling_density_counts_the_grid_points_per_input_pixel():
+    from vision.attention.stn import sampling_density
+
+    identity = torch.nn.functional.affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]), [1, 1, 4, 6],
+                                               align_corners=False)
+    torch.testing.assert_close(sampling_density(identity, 4, 6), torch.ones(1, 4, 6))
+    # half size around the centre: output columns at x = +-5/12, +-1/4, +-1/12 fall in pixels 1, 2, 2, 3, 3, 4
+    # (floor(3 x + 3)); rows at y = +-3/8, +-1/8 in pixels 1, 1, 2, 2 (floor(2 y + 2))
+    half = torch.nn.functional.affine_grid(torch.tensor([[[0.5, 0, 0], [0, 0.5, 0]]]), [1, 1, 4, 6],
+                                           align_corners=False)
+    want = torch.zeros(1, 4, 6)
+    want[0, 1:3] = torch.tensor([0.0, 2, 4, 4, 2, 0])
+    torch.testing.assert_close(sampling_density(half, 4, 6), want)
+    # a point outside the input is dropped
+    torch.testing.assert_close(sampling_density(torch.tensor([[[[1.5, 0.0]]]]), 2, 2), torch.zeros(1, 2, 2))

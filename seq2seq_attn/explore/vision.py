@@ -115,6 +115,11 @@ def describe(w: np.ndarray, c: int, h: int, width: int, channel_affinity: bool =
         return _bars(w.reshape(c), "channel gate")
     if w.ndim >= 2 and w.shape[-2:] == (h, width) and hw > 1:
         return _spatial(w.reshape(-1, h, width).mean(0), "spatial map")
+    if w.ndim == 3 and w.shape[-1] == 2 and hw > 1:  # a spatial transformer's sampling grid (H', W', 2)
+        from vision.attention.stn import sampling_density
+
+        density = sampling_density(torch.from_numpy(w)[None], h, width)[0].numpy()
+        return _spatial(density, "spatial transformer: sampling points per pixel")
     if w.ndim == 2 and w.shape[0] == hw and hw > 1:
         return _self_entry(w, h, width, "self-attention over positions")
     if w.ndim == 2 and w.shape[1] == hw and hw > 1:

@@ -110,3 +110,17 @@ def grid_corners(grid: torch.Tensor) -> torch.Tensor:
     origin = tl - 0.5 * dx - 0.5 * dy
     span_x, span_y = dx * w, dy * h
     return torch.stack([origin, origin + span_x, origin + span_x + span_y, origin + span_y], 1)
+
+
+def sampling_density(grid: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """How many sampling points of grids (B, H', W', 2) fall in each pixel of the (height, width) input: (B, H, W)
+    counts (points outside the input are dropped) -- the grid drawn as a spatial attention map."""
+    b = grid.shape[0]
+    pts = grid.reshape(b, -1, 2).float()
+    cols = torch.floor((pts[..., 0] + 1) * width / 2).long()  # pixel j spans [j, j + 1) in these units
+    rows = torch.floor((pts[..., 1] + 1) * height / 2).long()
+    inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    flat = torch.where(inside, rows * width + cols, height * width)  # outside -> one extra bin, dropped
+    counts = torch.zeros(b, height * width + 1, device=grid.device)
+    counts.scatter_add_(1, flat, torch.ones_like(flat, dtype=counts.dtype))
+    return counts[:, :-1].view(b, height, width)
