@@ -96,7 +96,36 @@ class RecurrentConfig:
             raise ValueError(f"std must be > 0, got {self.std}")
 
 
-RECURRENT_ARCHS = ("ram", "soft_rnn")
+@dataclass
+class RACNNConfig:
+    """RA-CNN (``arch: racnn``; Fu et al., 2017; ``vision/models/racnn.py``): scales of a small CNN with an
+    attention proposal network zooming into a square between scales, trained alternately."""
+
+    scales: int = 3
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64])  # conv3x3-BN-ReLU-maxpool per width, each scale
+    zoom: int = 32  # side in pixels of the zoomed regions (scales 2..S)
+    k: float = 10.0  # the boxcar mask's steepness, 1/pixels (the paper's 10)
+    margin: float = 0.05  # the ranking loss's margin (the paper's 0.05)
+    apn_hidden: int = 64
+    apn_pool: int = 4
+    min_half: float = 0.25  # the square's half-side range and start, in [-1, 1] units of its scale's input
+    max_half: float = 0.75
+    init_half: float = 0.5  # half the image's side, centred (the paper starts from a square of half the side)
+    warmup: int = 500  # steps of classification only (the CNNs' pre-training)
+    alternate_every: int = 50  # then this many steps of APN (ranking loss), of CNNs (classification), ...
+
+    def __post_init__(self) -> None:
+        if self.scales < 2 or not self.widths or min(self.widths) < 1:
+            raise ValueError("racnn.scales must be >= 2 and racnn.widths non-empty and positive")
+        if min(self.zoom, self.apn_hidden, self.apn_pool, self.alternate_every) < 1 or self.warmup < 0:
+            raise ValueError("racnn.zoom, apn_hidden, apn_pool and alternate_every must be >= 1, warmup >= 0")
+        if not 0 < self.min_half < self.init_half < self.max_half:
+            raise ValueError("racnn needs 0 < min_half < init_half < max_half")
+        if not self.k > 0 or self.margin < 0:
+            raise ValueError("racnn.k must be > 0 and margin >= 0")
+
+
+RECURRENT_ARCHS = ("ram", "soft_rnn", "racnn")
 
 
 @dataclass
@@ -141,6 +170,7 @@ class VisionModelConfig:
     attention_position: Literal["block", "stage"] = "block"
     recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)  # arch ram and soft_rnn
     spatial_transformer: SpatialTransformerConfig = field(default_factory=SpatialTransformerConfig)
+    racnn: RACNNConfig = field(default_factory=RACNNConfig)  # arch racnn
 
     def __post_init__(self) -> None:
         if self.arch not in (*ARCHS, *RECURRENT_ARCHS):

@@ -24,6 +24,7 @@ from .attention.stn import SpatialTransformer
 from .config import VisionConfig
 from .data import InputSpec, Normalize
 from .glimpse import plot_glimpse_paths
+from .models.racnn import RecurrentAttentionCNN, plot_regions
 from .models.ram import RecurrentAttentionModel
 from .models.stn import plot_sampling_grids
 from .task import VisionTask, build_model
@@ -110,6 +111,8 @@ def train(config_path: str | Path, overrides: dict | None = None, resume: bool =
     evaluate(run)
     if isinstance(run.model, RecurrentAttentionModel):
         print(f"glimpse paths: {write_glimpse_paths(run)}")
+    if isinstance(run.model, RecurrentAttentionCNN):
+        print(f"zoomed regions: {write_regions(run)}")
     if any(isinstance(m, SpatialTransformer) for m in run.model.modules()):
         print(f"sampling grids: {write_sampling_grids(run)}")
     return 0
@@ -155,3 +158,16 @@ def write_sampling_grids(run: VisionRun, count: int = 6, name: str = "stn_grids.
     titles = [f"{test.classes[y]} -> {test.classes[p]}" for y, p in zip(test.labels[:count].tolist(),
                                                                        probs.argmax(-1).tolist())]
     return plot_sampling_grids(images.float() / 255.0, grid, shown, run.run_dir / name, titles)
+
+
+@torch.no_grad()
+def write_regions(run: VisionRun, count: int = 6, name: str = "racnn_regions.png") -> Path:
+    """Draw the squares an RA-CNN run zooms into (read through ``capture_attention``) on the first ``count``
+    test images to ``run_dir/name``; titles give the label and the prediction."""
+    test = run.task.test_set
+    images = test.images[:count]
+    with capture_attention(run.model) as maps:
+        probs = run.predict(images)
+    titles = [f"{test.classes[y]} -> {test.classes[p]}" for y, p in zip(test.labels[:count].tolist(),
+                                                                       probs.argmax(-1).tolist())]
+    return plot_regions(images.float() / 255.0, maps[""][0], run.run_dir / name, titles)

@@ -31,6 +31,7 @@ from .data import (
     num_classes_of,
 )
 from .models import build_resnet
+from .models.racnn import RecurrentAttentionCNN
 from .models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
 from .models.stn import SpatialTransformerNetwork
 
@@ -88,6 +89,11 @@ def _build_classifier(cfg: VisionModelConfig, num_classes: int, in_channels: int
     if cfg.arch == "ram":
         return RecurrentAttentionModel(num_classes, in_channels, r.glimpses, r.patch, r.scales, r.std,
                                        r.what_hidden, r.where_hidden, r.hidden, r.core)
+    if cfg.arch == "racnn":
+        a = cfg.racnn
+        return RecurrentAttentionCNN(num_classes, in_channels, a.scales, tuple(a.widths), a.zoom, a.k, a.margin,
+                                     a.apn_hidden, a.apn_pool, a.min_half, a.max_half, a.init_half, a.warmup,
+                                     a.alternate_every)
     if cfg.arch == "soft_rnn":
         return SoftAttentionRNN(num_classes, in_channels, r.glimpses, tuple(r.cnn_widths), r.hidden,
                                 r.attention_dim, r.core)
@@ -177,6 +183,11 @@ class VisionTask:
         if policy is not None:
             loss = loss + policy[0]
             logs.update(policy[1])
+        for module in model.modules():  # models with their own loss terms (RA-CNN): through DDP/compile wrappers
+            extra = module.auxiliary_loss(logits, labels) if hasattr(module, "auxiliary_loss") else None
+            if extra is not None:
+                loss = loss + extra[0]
+                logs.update(extra[1])
         return StepOutput(loss_sum=loss, num_items=n, num_units=n, logs=logs)
 
     @torch.no_grad()
