@@ -33,8 +33,9 @@ class VisionDataConfig:
     cache_dir: str | None = None
     # npz of 28x28 digits only: one of Mnih et al.'s (2014) MNIST benchmarks made from them and cached
     # (vision/mnist_variants.py): centered, translated (60x60), cluttered (60x60, 4 pieces), cluttered100;
-    # or Jaderberg et al.'s (2015): rotated (+-90 deg), rts (+-45 deg, scale 0.7-1.2, placed in 42x42)
-    variant: Literal["centered", "translated", "cluttered", "cluttered100", "rotated", "rts"] | None = None
+    # or Jaderberg et al.'s (2015): rotated (+-90 deg), rts (+-45 deg, scale 0.7-1.2, placed in 42x42);
+    # or clips: 4-frame clips of two moving digits and a cue (vision/clips.py), frames as channels
+    variant: Literal["centered", "translated", "cluttered", "cluttered100", "rotated", "rts", "clips"] | None = None
     variant_seed: int = 0
     max_train: int | None = None  # the first N (shuffled with data_seed) training images
     max_test: int | None = None  # N test images (a random subset drawn with data_seed; files are class-ordered)
@@ -125,7 +126,26 @@ class RACNNConfig:
             raise ValueError("racnn.k must be > 0 and margin >= 0")
 
 
-RECURRENT_ARCHS = ("ram", "soft_rnn", "racnn")
+@dataclass
+class ClipConfig:
+    """The clip network (``arch: clipnet``, ``vision/models/clipnet.py``) for ``data.variant: clips``: a per-frame
+    CNN, an IAU block (Hou et al., 2020) unless ``iau: false`` (the baseline), pooling, a linear classifier."""
+
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64])
+    iau: bool = True
+    parts: int = 4  # STIAU part maps per frame
+    temporal: bool = True  # false: every interaction stays inside its frame
+    channel: bool = True  # CIAU
+    spatial_temporal: bool = True  # STIAU
+
+    def __post_init__(self) -> None:
+        if not self.widths or min(self.widths) < 1 or self.parts < 2:
+            raise ValueError("clip.widths must be non-empty and positive and clip.parts >= 2")
+        if self.iau and not (self.channel or self.spatial_temporal):
+            raise ValueError("clip.iau needs channel or spatial_temporal")
+
+
+RECURRENT_ARCHS = ("ram", "soft_rnn", "racnn", "clipnet")
 
 
 @dataclass
@@ -171,6 +191,7 @@ class VisionModelConfig:
     recurrent: RecurrentConfig = field(default_factory=RecurrentConfig)  # arch ram and soft_rnn
     spatial_transformer: SpatialTransformerConfig = field(default_factory=SpatialTransformerConfig)
     racnn: RACNNConfig = field(default_factory=RACNNConfig)  # arch racnn
+    clip: ClipConfig = field(default_factory=ClipConfig)  # arch clipnet
 
     def __post_init__(self) -> None:
         if self.arch not in (*ARCHS, *RECURRENT_ARCHS):

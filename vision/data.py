@@ -138,7 +138,8 @@ def load_npz(path: str | Path, split: str, cache: str | Path | None = None, vari
              variant_seed: int = 0) -> ImageSet:
     """Load ``split`` ("train" or "test") of an image ``.npz`` (plain arrays or JPEG bytes, see module doc);
     ``variant``: one of Mnih et al.'s MNIST benchmarks made from its 28×28 digits
-    (:mod:`vision.mnist_variants`: centered, translated, cluttered, cluttered100), cached."""
+    (:mod:`vision.mnist_variants`: centered, translated, cluttered, cluttered100, rotated, rts) or the clip
+    benchmark made from them (``clips``, :mod:`vision.clips`), cached."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     path = resolve_path(str(path))
@@ -168,11 +169,15 @@ def _read_npz(path: Path, split: str, cache: str | Path | None, variant: str | N
             raise ValueError(f"{path}: missing key y_{split}")
         y = data[f"y_{split}"].astype(np.int64)
         classes = [str(c) for c in data["classes"]] if "classes" in keys else None
-    if variant is not None:
+    if variant == "clips":  # (N, T, H, W): the frames in the place of channels (vision/clips.py)
+        from .clips import cached_clips
+
+        x, y = cached_clips(path, _file_digest(path), x, y, split, variant_seed, cache_dir(cache))
+    elif variant is not None:
         from .mnist_variants import cached_variant
 
         x = cached_variant(path, _file_digest(path), x, variant, split, variant_seed, cache_dir(cache))
-    x = _to_nchw(x, str(path))
+    x = x if variant == "clips" else _to_nchw(x, str(path))
     if len(x) != len(y):
         raise ValueError(f"{path}: {len(x)} {split} images but {len(y)} labels")
     if classes is None:

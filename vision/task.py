@@ -31,6 +31,7 @@ from .data import (
     num_classes_of,
 )
 from .models import build_resnet
+from .models.clipnet import ClipNet
 from .models.racnn import RecurrentAttentionCNN
 from .models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
 from .models.stn import SpatialTransformerNetwork
@@ -89,6 +90,10 @@ def _build_classifier(cfg: VisionModelConfig, num_classes: int, in_channels: int
     if cfg.arch == "ram":
         return RecurrentAttentionModel(num_classes, in_channels, r.glimpses, r.patch, r.scales, r.std,
                                        r.what_hidden, r.where_hidden, r.hidden, r.core)
+    if cfg.arch == "clipnet":
+        c = cfg.clip
+        return ClipNet(num_classes, in_channels, tuple(c.widths), c.iau, c.parts, c.temporal, c.channel,
+                       c.spatial_temporal)
     if cfg.arch == "racnn":
         a = cfg.racnn
         return RecurrentAttentionCNN(num_classes, in_channels, a.scales, tuple(a.widths), a.zoom, a.k, a.margin,

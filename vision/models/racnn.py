@@ -82,19 +82,25 @@ def ranking_loss(scale_logits: Sequence[torch.Tensor], labels: torch.Tensor, mar
     return sum((F.relu(p - q + margin).sum() for p, q in zip(probs[:-1], probs[1:])), torch.zeros(()).to(probs[0]))
 
 
+def conv_pool_stack(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
+    """conv 3×3 (no bias) - BN - ReLU - 2×2 max-pool (ceil) per width: (B, C, H, W) -> (B, widths[-1], ⌈H/2^k⌉,
+    ⌈W/2^k⌉) for k = len(widths). The small CNN of RA-CNN's scales and of the clip network's frames."""
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [nn.Conv2d(in_channels, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(2, ceil_mode=True)]
+        in_channels = w
+    return nn.Sequential(*layers)
+
+
 class ScaleCNN(nn.Module):
-    """One scale's network: conv 3×3 - BN - ReLU - 2×2 max-pool per width, then global average pooling and a
-    linear classifier. ``forward(x (B, C, H, W)) -> (feature map (B, C', h, w), pooled (B, C'), logits)``."""
+    """One scale's network: :func:`conv_pool_stack`, then global average pooling and a linear classifier.
+    ``forward(x (B, C, H, W)) -> (feature map (B, C', h, w), pooled (B, C'), logits)``."""
 
     def __init__(self, in_channels: int, widths: Sequence[int], num_classes: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        for w in widths:
-            layers += [nn.Conv2d(in_channels, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2, ceil_mode=True)]
-            in_channels = w
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(in_channels, num_classes)
+        self.features = conv_pool_stack(in_channels, widths)
+        self.classifier = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         fmap = self.features(x)
