@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _vision_runs import randomize_zero_parameters
 
 from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.cli import main
@@ -15,23 +16,12 @@ from vision.clips import CUE, FRAMES, HEIGHT, WIDTH, make_clips
 from vision.models.clipnet import ClipNet
 
 
-def _randomized(module: torch.nn.Module) -> torch.nn.Module:
-    """The zero-initialized output scales made random, so that the attention path shows (as in the registry's
-    contract tests)."""
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in module.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return module
-
-
 def test_identity_at_initialization_and_shapes():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 8, 5, 6)
     block = IAUBlock(8, parts=4)
     torch.testing.assert_close(block(x), x)
-    y = _randomized(block)(x)
+    y = randomize_zero_parameters(block)(x)
     assert y.shape == x.shape and torch.isfinite(y).all() and not torch.allclose(y, x)
     assert IAUBlock(8, channel=False)(x).shape == x.shape and IAUBlock(8, spatial_temporal=False)(x).shape == x.shape
     with pytest.raises(ValueError, match="needs its channel part"):
@@ -42,7 +32,7 @@ def test_identity_at_initialization_and_shapes():
 
 def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    block = _randomized(IAUBlock(8, parts=3)).train()
+    block = randomize_zero_parameters(IAUBlock(8, parts=3)).train()
     x = torch.randn(2, 3, 8, 4, 5, requires_grad=True)
     (block(x) * torch.randn(2, 3, 8, 4, 5)).sum().backward()
     assert x.grad.abs().sum() > 0
@@ -59,7 +49,7 @@ def test_neighbour_mask_by_hand():
 
 
 def test_weights_are_captured_and_respect_the_neighbours():
-    block = _randomized(IAUBlock(6, parts=2)).eval()
+    block = randomize_zero_parameters(IAUBlock(6, parts=2)).eval()
     with capture_attention(block) as maps:
         block(torch.randn(2, 3, 6, 4, 4))
     channel, parts = maps["ciau.attention"][0], maps["stiau.attention"][0]
@@ -80,14 +70,15 @@ def _frame_changes(fn, x: torch.Tensor) -> list[bool]:
 def test_the_temporal_part_mixes_frames_and_the_ablation_and_baseline_do_not():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 6, 4, 4)
-    assert all(_frame_changes(_randomized(IAUBlock(6, parts=2)).eval(), x))
+    assert all(_frame_changes(randomize_zero_parameters(IAUBlock(6, parts=2)).eval(), x))
     for channel, spatial_temporal in ((True, False), (False, True)):  # each part mixes frames on its own
-        block = _randomized(IAUBlock(6, parts=2, channel=channel, spatial_temporal=spatial_temporal)).eval()
+        block = IAUBlock(6, parts=2, channel=channel, spatial_temporal=spatial_temporal)
+        block = randomize_zero_parameters(block).eval()
         assert all(_frame_changes(block, x))
-    assert not any(_frame_changes(_randomized(IAUBlock(6, parts=2, temporal=False)).eval(), x))
+    assert not any(_frame_changes(randomize_zero_parameters(IAUBlock(6, parts=2, temporal=False)).eval(), x))
     clips = torch.randn(2, 3, 16, 16)
-    with_iau = _randomized(ClipNet(4, 3, widths=(4, 6), parts=2)).eval()
-    baseline = _randomized(ClipNet(4, 3, widths=(4, 6), iau=False)).eval()
+    with_iau = randomize_zero_parameters(ClipNet(4, 3, widths=(4, 6), parts=2)).eval()
+    baseline = randomize_zero_parameters(ClipNet(4, 3, widths=(4, 6), iau=False)).eval()
     assert all(_frame_changes(with_iau.frame_features, clips))
     assert not any(_frame_changes(baseline.frame_features, clips))
     assert with_iau(clips).shape == baseline(clips).shape == (2, 4)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _vision_runs import randomize_zero_parameters
 from torch import nn
 
 from seq2seq_attn.attention import capture_attention
@@ -23,13 +24,7 @@ def build(name: str, channels: int = CHANNELS) -> nn.Module:
     or DA's gamma start at zero so that a block starts as the identity, which would hide the attention path
     from these tests (no effect on the output, no gradient to the parameters before them)."""
     torch.manual_seed(0)
-    module = create_attention(name, channels)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in module.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return module
+    return randomize_zero_parameters(create_attention(name, channels))
 
 
 def inputs(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _vision_runs import bar_digits_npz, resumed_equals_uninterrupted
 
 from seq2seq_attn.attention import capture_attention
-from seq2seq_attn.cli import main
 from vision.models.racnn import RecurrentAttentionCNN, boxcar_mask, crop_and_zoom, plot_regions, ranking_loss
 
 
@@ -102,17 +101,8 @@ def test_regions_are_captured_in_image_coordinates(tmp_path):
 
 
 def _tiny_racnn_config(tmp_path, run="run"):
-    """Two classes of bars (vertical / horizontal) as 28x28 digits, the cluttered 60x60 variant, a tiny RA-CNN."""
-    rng = np.random.default_rng(0)
-    x = np.zeros((50, 28, 28), dtype=np.uint8)
-    y = np.arange(50) % 2
-    for i, label in enumerate(y):
-        if label:
-            x[i, 11:17, 4:24] = rng.integers(150, 256, (6, 20))
-        else:
-            x[i, 4:24, 11:17] = rng.integers(150, 256, (20, 6))
-    npz = tmp_path / "digits.npz"
-    np.savez(npz, x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    """The bar digits (tests/_vision_runs.py), the cluttered 60x60 variant, a tiny RA-CNN."""
+    npz = bar_digits_npz(tmp_path)
     config = tmp_path / f"{run}.yaml"
     config.write_text(f"""
 data: {{path: {npz}, variant: cluttered, mean: [0.0], std: [1.0], augment: false, batch_size: 8}}
@@ -125,15 +115,9 @@ training: {{run_dir: {tmp_path / run}, device: cpu, cpu_threads: 1, lr: 0.003, m
 
 
 def test_racnn_trains_through_the_trainer_draws_its_regions_and_resumes_exactly(tmp_path, monkeypatch):
-    from safetensors.torch import load_file
-
+    """The phase counter (a buffer) is saved and resumed with the weights: the resumed run alternates exactly
+    as the uninterrupted one."""
     monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
-    whole, parts = _tiny_racnn_config(tmp_path, "whole"), _tiny_racnn_config(tmp_path, "parts")
-    assert main(["vision", "train", str(whole), "--set", "training.max_steps=5"]) == 0
+    weights = resumed_equals_uninterrupted(tmp_path, _tiny_racnn_config, steps=5, stop=3)
+    assert int(weights["steps"]) == 5
     assert (tmp_path / "whole" / "racnn_regions.png").stat().st_size > 1000
-    assert main(["vision", "train", str(parts), "--set", "training.max_steps=3"]) == 0
-    assert main(["vision", "train", str(parts), "--resume", "--set", "training.max_steps=5"]) == 0
-    a = load_file(tmp_path / "whole" / "checkpoints" / "step-000005.safetensors")
-    b = load_file(tmp_path / "parts" / "checkpoints" / "step-000005.safetensors")
-    assert int(a["steps"]) == 5
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

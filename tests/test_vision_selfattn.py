@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _vision_runs import randomize_zero_parameters
 
 from seq2seq_attn.attention import Attention, DotScore, MultiHeadAttention, Softmax, capture_attention
 from vision import create_attention
@@ -24,12 +25,7 @@ def flat(x: torch.Tensor) -> torch.Tensor:
 
 def activate(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give the zero-initialized gammas and output projections random values, so the attention term shows."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return module
+    return randomize_zero_parameters(module, seed)
 
 
 def run_captured(module: torch.nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, dict]:

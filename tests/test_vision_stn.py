@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _vision_runs import bar_digits_npz, resumed_equals_uninterrupted
 
 from seq2seq_attn.attention import capture_attention
-from seq2seq_attn.cli import main
 from vision import create_attention
 from vision.attention.stn import SpatialTransformer, grid_corners
 from vision.mnist_variants import WARPS, make_variant
@@ -102,17 +102,8 @@ def test_sampling_grid_figure(tmp_path):
 
 
 def _tiny_stn_config(tmp_path, run="run"):
-    """Two classes of bars (vertical / horizontal) as 28x28 digits, the RTS variant, a tiny ST-CNN."""
-    rng = np.random.default_rng(0)
-    x = np.zeros((50, 28, 28), dtype=np.uint8)
-    y = np.arange(50) % 2
-    for i, label in enumerate(y):
-        if label:
-            x[i, 11:17, 4:24] = rng.integers(150, 256, (6, 20))
-        else:
-            x[i, 4:24, 11:17] = rng.integers(150, 256, (20, 6))
-    npz = tmp_path / "digits.npz"
-    np.savez(npz, x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    """The bar digits (tests/_vision_runs.py), the RTS variant, a tiny ST-CNN."""
+    npz = bar_digits_npz(tmp_path)
     config = tmp_path / f"{run}.yaml"
     config.write_text(f"""
 data: {{path: {npz}, variant: rts, mean: [0.0], std: [1.0], augment: false, batch_size: 8}}
@@ -125,32 +116,7 @@ training: {{run_dir: {tmp_path / run}, device: cpu, cpu_threads: 1, lr: 0.003, m
 
 
 def test_st_cnn_trains_through_the_trainer_draws_its_grids_and_resumes_exactly(tmp_path, monkeypatch):
-    from safetensors.torch import load_file
-
     monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
-    whole, parts = _tiny_stn_config(tmp_path, "whole"), _tiny_stn_config(tmp_path, "parts")
-    assert main(["vision", "train", str(whole), "--set", "training.max_steps=4"]) == 0
+    weights = resumed_equals_uninterrupted(tmp_path, _tiny_stn_config, steps=4, stop=2)
+    assert any(k.startswith("transformer.localisation") for k in weights)
     assert (tmp_path / "whole" / "stn_grids.png").stat().st_size > 1000
-    assert main(["vision", "train", str(parts), "--set", "training.max_steps=2"]) == 0
-    assert main(["vision", "train", str(parts), "--resume", "--set", "training.max_steps=4"]) == 0
-    a = load_file(tmp_path / "whole" / "checkpoints" / "step-000004.safetensors")
-    b = load_file(tmp_path / "parts" / "checkpoints" / "step-000004.safetensors")
-    assert any(k.startswith("transformer.localisation") for k in a)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_sampling_density_counts_the_grid_points_per_input_pixel():
-    from vision.attention.stn import sampling_density
-
-    identity = torch.nn.functional.affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]), [1, 1, 4, 6],
-                                               align_corners=False)
-    torch.testing.assert_close(sampling_density(identity, 4, 6), torch.ones(1, 4, 6))
-    # half size around the centre: output columns at x = +-5/12, +-1/4, +-1/12 fall in pixels 1, 2, 2, 3, 3, 4
-    # (floor(3 x + 3)); rows at y = +-3/8, +-1/8 in pixels 1, 1, 2, 2 (floor(2 y + 2))
-    half = torch.nn.functional.affine_grid(torch.tensor([[[0.5, 0, 0], [0, 0.5, 0]]]), [1, 1, 4, 6],
-                                           align_corners=False)
-    want = torch.zeros(1, 4, 6)
-    want[0, 1:3] = torch.tensor([0.0, 2, 4, 4, 2, 0])
-    torch.testing.assert_close(sampling_density(half, 4, 6), want)
-    # a point outside the input is dropped
-    torch.testing.assert_close(sampling_density(torch.tensor([[[[1.5, 0.0]]]]), 2, 2), torch.zeros(1, 2, 2))

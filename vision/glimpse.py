@@ -84,13 +84,19 @@ def plot_glimpse_paths(images: torch.Tensor, locations: torch.Tensor, patch: int
             side = patch * 2 ** i
             ax.add_patch(Rectangle((x0 - side / 2, y0 - side / 2), side, side, fill=False, ec="tab:green", lw=0.6,
                                    ls="--"))
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if labels is not None:
-            ax.set_title(labels[n], fontsize=8)
+        frame_image_axis(ax, h, w, None if labels is None else labels[n])
     return save_figure(fig, path)
+
+
+def frame_image_axis(ax, height: int, width: int, title: str | None = None) -> None:
+    """Fit a matplotlib axis to an image of ``height`` × ``width`` pixels (pixel ``j``'s centre at ``j``, rows
+    downwards), without ticks, with an optional small ``title``."""
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=8)
 
 
 def save_figure(fig, path: str | Path) -> Path:

@@ -43,7 +43,7 @@ from torch.func import functional_call
 
 from seq2seq_attn.attention import RecordsAttention
 
-from ..glimpse import pixel_centre, save_figure
+from ..glimpse import frame_image_axis, pixel_centre, save_figure
 
 
 def boxcar_mask(boxes: torch.Tensor, height: int, width: int, k: float) -> torch.Tensor:
@@ -246,10 +246,5 @@ def plot_regions(images: torch.Tensor, regions: torch.Tensor, path: str | Path, 
             x, y = centres[n, s].tolist()
             ax.add_patch(Rectangle((x - half_w, y - half_h), 2 * half_w, 2 * half_h, fill=False,
                                    ec=colours[s % len(colours)], lw=1.2))
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if labels is not None:
-            ax.set_title(labels[n], fontsize=8)
+        frame_image_axis(ax, h, w, None if labels is None else labels[n])
     return save_figure(fig, path)

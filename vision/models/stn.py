@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..attention.stn import SpatialTransformer, grid_corners
-from ..glimpse import pixel_centre, save_figure
+from ..glimpse import frame_image_axis, pixel_centre, save_figure
 
 
 class SpatialTransformerNetwork(nn.Module):
@@ -59,10 +59,7 @@ def plot_sampling_grids(images: torch.Tensor, grids: torch.Tensor, warped: torch
         ax.imshow(img[..., 0] if c == 1 else img, cmap="gray", vmin=0, vmax=1)
         ax.add_patch(Polygon(corners[n].numpy(), closed=True, fill=False, ec="tab:red", lw=1.2))
         ax.plot(*corners[n, 0].tolist(), "o", color="yellow", ms=3)  # the output's top-left corner
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        if labels is not None:
-            ax.set_title(labels[n], fontsize=8)
+        frame_image_axis(ax, h, w, None if labels is None else labels[n])
         if warped is not None:
             out = warped[n].float().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
             axes[1][n].imshow(out[..., 0] if out.shape[-1] == 1 else out, cmap="gray", vmin=0, vmax=1)
