@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seq2seq_attn.captioning.data import load_caption_split
+from seq2seq_attn.captioning.data import load_caption_split, read_image
 
 COLOURS = {"red.png": (255, 0, 0), "blue.jpg": (0, 0, 255), "grey.png": (128, 128, 128)}
 
@@ -31,6 +31,23 @@ def assert_solid(images: torch.Tensor, names: list[str]) -> None:
     for img, name in zip(images, names, strict=True):
         colour = torch.tensor(COLOURS[name], dtype=torch.float32)[:, None, None]
         assert (img.float() - colour).abs().max() <= 3  # JPEG is close, PNG exact
+
+
+def test_read_image_gives_upright_rgb_and_names_truncated_files(tmp_path):
+    grey = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10
+    Image.fromarray(grey, mode="L").save(tmp_path / "grey.png")
+    Image.fromarray(grey, mode="L").convert("P").save(tmp_path / "palette.png")
+    for name in ("grey.png", "palette.png"):
+        x = read_image(tmp_path / name)
+        assert x.shape == (4, 6, 3) and (x == grey[:, :, None]).all()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned; the upright image is the stored one rotated 90° cw
+    Image.fromarray(np.zeros((4, 6, 3), dtype=np.uint8)).save(tmp_path / "turned.jpg", exif=exif)
+    assert read_image(tmp_path / "turned.jpg").shape == (6, 4, 3)
+    full = (tmp_path / "turned.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(full[:len(full) // 2])
+    with pytest.raises(ValueError, match=r"cut.jpg: not a readable image \(OSError"):
+        read_image(tmp_path / "cut.jpg")
 
 
 def coco_doc(annotations=None):

@@ -118,15 +118,16 @@ class ErrorPolicy:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode an image file with Pillow -> uint8 (H, W, 3) RGB. Raises ``ValueError`` naming the file when it
-    is missing or not a readable image (unknown format, truncated data)."""
-    from PIL import Image
+    """Decode an image file with Pillow -> uint8 (H, W, 3) RGB, turned upright by its EXIF orientation (photos
+    from cameras). Raises ``ValueError`` naming the file when it is missing or not a readable image (unknown
+    format, truncated data)."""
+    from PIL import Image, ImageOps
 
     if not path.is_file():
         raise ValueError(f"{path}: image file not found")
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError) as e:  # UnidentifiedImageError, truncated file, broken header
         raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
