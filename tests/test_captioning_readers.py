@@ -72,6 +72,9 @@ def test_coco_reads_several_captions_per_image_in_file_order(tmp_path, folder):
     assert s.images.shape == (2, 3, 6, 7) and s.images.dtype == torch.uint8 and s.boxes is None
     assert_solid(s.images, s.names)
     assert s.skipped == {"image without captions": 1}
+    doc = coco_doc([{"id": 10, "image_id": 2, "caption": "?"}])
+    with pytest.raises(ValueError, match=r"captions.json: no image with a caption \(1 empty caption, 3 image without"):
+        load_caption_split(coco_config(tmp_path, folder, doc, on_error="skip"), "train")
 
 
 COCO_ERRORS = [
@@ -163,17 +166,25 @@ def write_metadata(folder, rows, kind="jsonl"):
                                                                             for r in rows))
 
 
-def test_imagefolder_with_captions_lists_or_a_caption_column(tmp_path, folder):
+def test_imagefolder_with_captions_lists_or_a_caption_column(tmp_path, folder, monkeypatch):
     (folder / "broken.png").unlink()
+    (folder / "sub").mkdir()
+    Image.fromarray(np.full((5, 5, 3), (0, 255, 0), dtype=np.uint8)).save(folder / "sub" / "green.png")
     write_metadata(folder, [{"file_name": "red.png", "captions": ["Red.", "so RED"]},
                             {"file_name": "blue.jpg", "captions": ["blue"]},
-                            {"file_name": "grey.png", "captions": []}])
-    data = {"format": "imagefolder", "valid": {"images": str(folder)}, "image_size": [4, 4]}
+                            {"file_name": "grey.png", "captions": []},
+                            {"file_name": "sub/green.png", "captions": ["Green"]}])
+    data = {"format": "imagefolder", "valid": {"images": str(folder.relative_to(tmp_path))}, "image_size": [4, 4]}
+    monkeypatch.chdir(tmp_path)  # a relative folder: names relative to it all the same
     s = load_caption_split(data, "valid", cache=tmp_path / "cache")
-    assert sorted(zip(s.names, s.captions)) == [("blue.jpg", [["blue"]]), ("red.png", [["red"], ["so", "red"]])]
-    assert s.skipped == {"image without captions": 1} and s.images.shape == (2, 3, 4, 4)
-    assert_solid(s.images, s.names)
+    assert sorted(zip(s.names, s.captions)) == [("blue.jpg", [["blue"]]), ("red.png", [["red"], ["so", "red"]]),
+                                                ("sub/green.png", [["green"]])]
+    assert s.skipped == {"image without captions": 1} and s.images.shape == (3, 3, 4, 4)
+    kept = [i for i, name in enumerate(s.names) if name in COLOURS]
+    assert_solid(s.images[kept], [s.names[i] for i in kept])
+    assert (s.images[s.names.index("sub/green.png"), 1] == 255).all()
     (folder / "metadata.jsonl").unlink()
+    (folder / "sub" / "green.png").unlink()
     write_metadata(folder, [{"file_name": n, "caption": n.split(".")[0]} for n in COLOURS], kind="csv")
     s = load_caption_split(data, "valid", cache=tmp_path / "cache2")
     assert sorted(s.names) == sorted(COLOURS) and all(c == [[n.split(".")[0]]] for n, c in zip(s.names, s.captions))

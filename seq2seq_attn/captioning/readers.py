@@ -42,24 +42,25 @@ def read_user_split(fmt: str, data: Mapping[str, Any], split: str, image_size: t
     """``split`` of a users' dataset in format ``fmt`` as a :class:`CaptionSet` (``boxes`` None)."""
     if fmt == "coco":
         entry = _entry(data, fmt, split, ("captions", "images"))
-        return _decode(*read_coco(resolve_path(entry["captions"], "captions file"),
-                                  resolve_path(entry["images"], "image folder"), policy), image_size, policy)
+        path = resolve_path(entry["captions"], "captions file")
+        return _decode(*read_coco(path, resolve_path(entry["images"], "image folder"), policy), image_size, policy,
+                       path)
     if fmt == "flickr8k":
         entry = _entry(data, fmt, split, ("captions", "images"))
         split_file = entry.get("split_file")
-        return _decode(*read_flickr8k(resolve_path(entry["captions"], "captions file"),
-                                      resolve_path(entry["images"], "image folder"),
+        path = resolve_path(entry["captions"], "captions file")
+        return _decode(*read_flickr8k(path, resolve_path(entry["images"], "image folder"),
                                       resolve_path(split_file, "split file") if split_file else None, policy),
-                       image_size, policy)
+                       image_size, policy, path)
     entry = _entry(data, fmt, split, ("images",))
-    return _decode(*read_imagefolder(resolve_path(entry["images"], "image folder"), entry.get("split", "train"),
-                                     policy, cache), image_size, policy)
+    folder = resolve_path(entry["images"], "image folder")
+    return _decode(*read_imagefolder(folder, entry.get("split", "train"), policy, cache), image_size, policy, folder)
 
 
 def _decode(items: list[tuple[str, Path, list[list[str]]]], where: Callable[[str], str],
-            image_size: tuple[int, int], policy: ErrorPolicy) -> CaptionSet:
+            image_size: tuple[int, int], policy: ErrorPolicy, source: Path) -> CaptionSet:
     """Decode the images of ``items`` (name, file, captions); a missing or unreadable one follows ``policy``
-    (the message starts with ``where(name)``)."""
+    (the message starts with ``where(name)``). Raises ``ValueError`` naming ``source`` when no image is left."""
     arrays: list[np.ndarray] = []
     captions, names = [], []
     for name, path, caps in items:
@@ -70,6 +71,9 @@ def _decode(items: list[tuple[str, Path, list[list[str]]]], where: Callable[[str
             continue
         captions.append(caps)
         names.append(name)
+    if not arrays:
+        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(policy.skipped.items())) or "none skipped"
+        raise ValueError(f"{source}: no image with a caption ({counts})")
     return CaptionSet(stack_resized(arrays, image_size), captions, None, names, dict(policy.skipped))
 
 
@@ -178,10 +182,11 @@ def read_imagefolder(folder: Path, split: str, policy: ErrorPolicy, cache: str |
         raise ValueError(f"{folder}: metadata needs a 'captions' (list) or 'caption' column; columns are "
                          f"{', '.join(ds.column_names)}")
     ds = ds.cast_column("image", datasets.Image(decode=False))
+    root = folder.resolve()
     items = []
     for row in ds:
         file = Path(row["image"]["path"])
-        name = str(file.relative_to(folder)) if file.is_relative_to(folder) else file.name
+        name = str(file.relative_to(root)) if file.is_relative_to(root) else file.name
         texts = row[column]
         texts = [texts] if isinstance(texts, str) else (texts or [])
         caps = []
