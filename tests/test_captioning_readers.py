@@ -142,6 +142,19 @@ def test_flickr8k_token_file_with_and_without_a_split_file(tmp_path, folder):
     assert s.names == ["grey.png", "red.png"] and s.skipped == {}
 
 
+def test_files_with_a_byte_order_mark_and_crlf_lines(tmp_path, folder):
+    data = flickr_config(tmp_path, folder, GOOD_LINES)
+    plain = load_caption_split(data, "test")
+    tokens = tmp_path / "Flickr8k.token.txt"
+    tokens.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(GOOD_LINES).encode() + b"\r\n")
+    marked = load_caption_split(data, "test")
+    assert marked.names == plain.names and marked.captions == plain.captions
+    config = coco_config(tmp_path, folder, coco_doc())
+    path = tmp_path / "captions.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_caption_split(config, "train").names == ["red.png", "blue.jpg"]
+
+
 @pytest.mark.parametrize(("lines", "split_names", "reason", "message"), [
     (GOOD_LINES[:2] + ["grey.png grey"], None, "malformed line", r"token.txt:3: expected 'IMAGE#K<TAB>caption'"),
     (GOOD_LINES[:2] + ["grey.png#x\tgrey"], None, "malformed line", r"token.txt:3: expected"),

@@ -83,7 +83,7 @@ def read_coco(path: Path, folder: Path, policy: ErrorPolicy
     ``images`` list's order, and how messages name an image. Raises ``ValueError`` naming the file for
     malformed JSON or a missing ``images``/``annotations`` list; bad entries follow ``policy``."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             doc = json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         where = f"line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else "encoding"
@@ -124,7 +124,7 @@ def _flickr_captions(path: Path, policy: ErrorPolicy) -> Captions:
     """Image name -> tokenized captions of a Flickr8k token file (``NAME#K<TAB>caption``)."""
     captions: Captions = {}
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             lines = fh.read().splitlines()
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text ({e})") from None
@@ -151,7 +151,7 @@ def read_flickr8k(path: Path, folder: Path, split_file: Path | None, policy: Err
         names = list(captions)
     else:
         names = []
-        with open(split_file, encoding="utf-8") as fh:
+        with open(split_file, encoding="utf-8-sig") as fh:
             for lineno, line in enumerate(fh, 1):
                 name = line.strip()
                 if not name:
