@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _command(args: argparse.Namespace) -> str:
     """The subcommand as typed, e.g. ``classify predict``."""
     words = [args.command]
-    for attr in ("classify_command", "vision_command"):
+    for attr in ("classify_command", "vision_command", "caption_command"):
         if getattr(args, attr, None):
             words.append(getattr(args, attr))
     return " ".join(words)

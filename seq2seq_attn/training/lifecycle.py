@@ -43,8 +43,8 @@ def run_config_path(run_dir: str | Path) -> Path:
 
 
 def run_kind(run_dir: str | Path) -> str:
-    """The task of a run directory, from its ``config.yaml``: ``translation``, ``classification`` or ``vision``
-    (what ``explore``, ``export`` and ``serve`` dispatch on).
+    """The task of a run directory, from its ``config.yaml``: ``translation``, ``classification``, ``vision`` or
+    ``captioning`` (what ``explore``, ``export`` and ``serve`` dispatch on).
 
     Raises FileNotFoundError without a config, ValueError when it matches no task."""
     import yaml
@@ -52,6 +52,8 @@ def run_kind(run_dir: str | Path) -> str:
     path = run_config_path(run_dir)
     cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     model, data = cfg.get("model") or {}, cfg.get("data") or {}
+    if cfg.get("task") == "captioning":
+        return "captioning"
     if "decoding" in cfg or isinstance(data.get("train"), dict):
         return "translation"
     if "type" in model:

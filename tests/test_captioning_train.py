@@ -1,0 +1,84 @@
+"""Captioning through the one Trainer: a tiny set overfit to exact captions, predict's outputs (captions,
+n-best, attention strips), hard attention's REINFORCE term and deterministic evaluation, and exact resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from _caption_tiny import tiny_set
+from PIL import Image
+from safetensors.torch import load_file
+
+from seq2seq_attn.captioning.config import CaptionConfig
+from seq2seq_attn.captioning.lifecycle import load_run, predict
+from seq2seq_attn.captioning.task import CaptionTask, evaluate_captions
+from seq2seq_attn.config import from_dict
+from seq2seq_attn.training import run_training
+
+
+def caption_config(run_dir: Path, steps: int, normalize: str = "softmax", **training) -> CaptionConfig:
+    return from_dict(CaptionConfig, {
+        "data": {}, "batch_size": 8,
+        "model": {"encoder": {"widths": [8, 16]},
+                  "decoder": {"emb_dim": 16, "hidden": 32, "doubly_stochastic": 0.01, "normalize": normalize,
+                              "dropout": 0.1}},
+        "training": {"run_dir": str(run_dir), "device": "cpu", "cpu_threads": 1, "lr": 0.01, "max_steps": steps,
+                     "max_epochs": 1000, "log_every": 1, "eval_every": steps, "progress": False,
+                     "metric": "word_acc", "metric_mode": "max", "tensorboard": False} | training})
+
+
+def train(cfg: CaptionConfig, data, resume: bool = False) -> None:
+    threads = torch.get_num_threads()
+    try:
+        assert run_training(CaptionTask(cfg, data=(data, data)), cfg.training, cfg, resume=resume) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_soft_attention_overfits_exact_captions_and_predict_writes_nbest_and_strips(tmp_path):
+    data = tiny_set(8, boxes=False)
+    cfg = caption_config(tmp_path / "run", 60)
+    train(cfg, data)
+    run = load_run(tmp_path / "run", "cpu")
+    metrics = evaluate_captions(run.model, data, run.vocab, run.device, run.cfg)
+    assert metrics["exact"] == 100.0 and metrics["word_acc"] == 100.0 and metrics["chrf"] == 100.0
+    out = tmp_path / "pred"
+    hyps = predict(run, data.images[:3], data.names[:3], out, beam_size=3, n_best=2)
+    rows = (out / "captions.tsv").read_text(encoding="utf-8").splitlines()
+    assert rows == [f"{n}\t{' '.join(c[0])}" for n, c in zip(data.names[:3], data.captions[:3])]
+    nbest = (out / "nbest.txt").read_text(encoding="utf-8").splitlines()
+    assert len(nbest) == 6 and nbest[0].startswith("0 ||| img0 ||| ")
+    scores = [float(line.rsplit("|||", 1)[1]) for line in nbest[:2]]
+    assert scores[0] >= scores[1] and all(h[0].score >= h[1].score for h in hyps)
+    strips = sorted((out / "attention").glob("*.png"))
+    assert [p.name for p in strips] == ["00001_img0.png", "00002_img1.png", "00003_img2.png"]
+    with Image.open(strips[0]) as im:
+        assert im.size[0] > 4 * im.size[1]  # image + 3 words + </s> side by side
+    assert not list(tmp_path.glob("pred/.*tmp*"))
+
+
+def test_hard_attention_trains_with_reinforce_and_evaluates_deterministically(tmp_path):
+    data = tiny_set(8, boxes=False)
+    train(caption_config(tmp_path / "run", 4, "categorical"), data)
+    log = (tmp_path / "run" / "metrics.jsonl").read_text(encoding="utf-8")
+    assert '"attn_reward"' in log and '"attn_baseline"' in log and '"doubly_stochastic"' in log
+    run = load_run(tmp_path / "run", "cpu", "latest")
+    assert int(run.model.decoder.attention.normalize.num_updates) == 4
+    first = evaluate_captions(run.model, data, run.vocab, run.device, run.cfg)
+    assert evaluate_captions(run.model, data, run.vocab, run.device, run.cfg) == first
+    weights = run.caption(data.images[:2])[0][0].attention
+    assert set(weights.unique().tolist()) <= {0.0, 1.0}  # eval: the arg-max position, one-hot
+
+
+def test_resume_is_exact(tmp_path):
+    """Stopping at step 3 and resuming to 6 gives bit-identical weights (dropout, hard-attention samples and
+    the REINFORCE baseline included) to one uninterrupted run."""
+    data = tiny_set(8, boxes=False)
+    train(caption_config(tmp_path / "whole", 6, "categorical", save_every=3, eval_every=100), data)
+    train(caption_config(tmp_path / "parts", 3, "categorical", save_every=3, eval_every=100), data)
+    train(caption_config(tmp_path / "parts", 6, "categorical", save_every=3, eval_every=100), data, resume=True)
+    a = load_file(tmp_path / "whole" / "checkpoints" / "step-000006.safetensors")
+    b = load_file(tmp_path / "parts" / "checkpoints" / "step-000006.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert int(a["decoder.attention.normalize.num_updates"]) == 6
