@@ -1,12 +1,11 @@
 """A tiny captioning set made in memory: 16 x 48 grey images with three glyphs in three 16 x 16 cells; the
-caption names the glyphs left to right, each word keeps its cell as box. Used until/beside the data side's
-generated benchmarks."""
+caption names the glyphs left to right, each word keeps its cell as box."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
+
+from seq2seq_attn.captioning.data import CaptionSet
 
 GLYPHS = ("bar", "pole", "box", "dot")
 
@@ -26,25 +25,12 @@ def glyph(name: str) -> torch.Tensor:
     return cell
 
 
-@dataclass
-class TinyCaptions:
-    """The CaptionSet fields (see seq2seq_attn/captioning/data.py)."""
-
-    images: torch.Tensor
-    captions: list
-    boxes: list | None
-    names: list
-    skipped: dict = field(default_factory=dict)
-
-
-def tiny_set(count: int = 8, seed: int = 0, boxes: bool = True) -> TinyCaptions:
+def tiny_set(count: int = 8, seed: int = 0, boxes: bool = True) -> CaptionSet:
     g = torch.Generator().manual_seed(seed)
     images, captions, all_boxes = [], [], []
     for _ in range(count):
         words = [GLYPHS[int(i)] for i in torch.randint(0, len(GLYPHS), (3,), generator=g)]
-        image = torch.cat([glyph(w) for w in words], dim=1).unsqueeze(0)  # (1, 16, 48)
-        images.append(image)
+        images.append(torch.cat([glyph(w) for w in words], dim=1).unsqueeze(0))  # (1, 16, 48)
         captions.append([words])
         all_boxes.append([[(16.0 * k, 0.0, 16.0 * k + 16, 16.0) for k in range(3)]])
-    names = [f"img{i}" for i in range(count)]
-    return TinyCaptions(torch.stack(images), captions, all_boxes if boxes else None, names)
+    return CaptionSet(torch.stack(images), captions, all_boxes if boxes else None, [f"img{i}" for i in range(count)])

@@ -3,6 +3,10 @@ n-best, attention strips), hard attention's REINFORCE term and deterministic eva
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -11,10 +15,13 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from seq2seq_attn.captioning.config import CaptionConfig
-from seq2seq_attn.captioning.lifecycle import load_run, predict
+from seq2seq_attn.captioning.lifecycle import load_run
 from seq2seq_attn.captioning.task import CaptionTask, evaluate_captions
+from seq2seq_attn.cli import main
 from seq2seq_attn.config import from_dict
 from seq2seq_attn.training import run_training
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def caption_config(run_dir: Path, steps: int, normalize: str = "softmax", **training) -> CaptionConfig:
@@ -36,30 +43,63 @@ def train(cfg: CaptionConfig, data, resume: bool = False) -> None:
         torch.set_num_threads(threads)
 
 
-def test_soft_attention_overfits_exact_captions_and_predict_writes_nbest_and_strips(tmp_path):
-    data = tiny_set(8, boxes=False)
-    cfg = caption_config(tmp_path / "run", 60)
-    train(cfg, data)
-    run = load_run(tmp_path / "run", "cpu")
-    metrics = evaluate_captions(run.model, data, run.vocab, run.device, run.cfg)
+def write_coco(root: Path, data) -> Path:
+    """The tiny set as a COCO captions JSON + PNG files (the data side's reader, as a user's files)."""
+    folder = root / "images"
+    folder.mkdir(parents=True)
+    images, annotations = [], []
+    for i, (image, caps) in enumerate(zip(data.images, data.captions)):
+        Image.fromarray(image[0].numpy()).save(folder / f"{data.names[i]}.png")
+        images.append({"id": i, "file_name": f"{data.names[i]}.png"})
+        annotations += [{"id": len(annotations), "image_id": i, "caption": " ".join(c)} for c in caps]
+    (root / "captions.json").write_text(json.dumps({"images": images, "annotations": annotations}), encoding="utf-8")
+    return folder
+
+
+def test_cli_overfits_exact_captions_and_predict_writes_nbest_and_strips(tmp_path):
+    data = tiny_set(8)
+    folder = write_coco(tmp_path, data)
+    split = f"{{captions: {tmp_path / 'captions.json'}, images: {folder}}}"
+    config = tmp_path / "caption.yaml"
+    config.write_text(f"""
+data: {{format: coco, image_size: [16, 48], train: {split}, valid: {split}, test: {split}}}
+model:
+  encoder: {{widths: [8, 16]}}
+  decoder: {{emb_dim: 16, hidden: 32, doubly_stochastic: 0.01}}
+batch_size: 8
+training: {{run_dir: {tmp_path / 'run'}, device: cpu, cpu_threads: 1, lr: 0.01, max_steps: 60, max_epochs: 1000,
+           eval_every: 60, metric: word_acc, metric_mode: max, progress: false, tensorboard: false}}
+""", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "seq2seq_attn", "caption", *args], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert "test (8 images, beam 1" in cli("train", str(config))
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text(encoding="utf-8"))
     assert metrics["exact"] == 100.0 and metrics["word_acc"] == 100.0 and metrics["chrf"] == 100.0
     out = tmp_path / "pred"
-    hyps = predict(run, data.images[:3], data.names[:3], out, beam_size=3, n_best=2)
+    files = [str(folder / f"{n}.png") for n in data.names[:3]]
+    assert main(["caption", "predict", str(tmp_path / "run"), "--images", *files, "--out", str(out), "--beam", "3",
+                 "--n-best", "2"]) == 0
     rows = (out / "captions.tsv").read_text(encoding="utf-8").splitlines()
-    assert rows == [f"{n}\t{' '.join(c[0])}" for n, c in zip(data.names[:3], data.captions[:3])]
+    assert rows == [f"{f}\t{' '.join(c[0])}" for f, c in zip(files, data.captions[:3])]
     nbest = (out / "nbest.txt").read_text(encoding="utf-8").splitlines()
-    assert len(nbest) == 6 and nbest[0].startswith("0 ||| img0 ||| ")
-    scores = [float(line.rsplit("|||", 1)[1]) for line in nbest[:2]]
-    assert scores[0] >= scores[1] and all(h[0].score >= h[1].score for h in hyps)
+    assert len(nbest) == 6 and nbest[0].startswith(f"0 ||| {files[0]} ||| {' '.join(data.captions[0][0])} ||| ")
+    scores = [float(line.rsplit("|||", 1)[1]) for line in nbest]
+    assert scores[0] >= scores[1] and scores[2] >= scores[3]
     strips = sorted((out / "attention").glob("*.png"))
     assert [p.name for p in strips] == ["00001_img0.png", "00002_img1.png", "00003_img2.png"]
     with Image.open(strips[0]) as im:
-        assert im.size[0] > 4 * im.size[1]  # image + 3 words + </s> side by side
-    assert not list(tmp_path.glob("pred/.*tmp*"))
+        assert im.size[0] > 4 * im.size[1]  # the image + 3 words + </s> side by side
+    assert not list(tmp_path.glob("pred/.*tmp*")) and not list(out.glob(".*tmp*"))
 
 
 def test_hard_attention_trains_with_reinforce_and_evaluates_deterministically(tmp_path):
-    data = tiny_set(8, boxes=False)
+    data = tiny_set(8)
     train(caption_config(tmp_path / "run", 4, "categorical"), data)
     log = (tmp_path / "run" / "metrics.jsonl").read_text(encoding="utf-8")
     assert '"attn_reward"' in log and '"attn_baseline"' in log and '"doubly_stochastic"' in log
@@ -67,6 +107,7 @@ def test_hard_attention_trains_with_reinforce_and_evaluates_deterministically(tm
     assert int(run.model.decoder.attention.normalize.num_updates) == 4
     first = evaluate_captions(run.model, data, run.vocab, run.device, run.cfg)
     assert evaluate_captions(run.model, data, run.vocab, run.device, run.cfg) == first
+    assert 0.0 <= first["attn_correctness"] <= 1.0
     weights = run.caption(data.images[:2])[0][0].attention
     assert set(weights.unique().tolist()) <= {0.0, 1.0}  # eval: the arg-max position, one-hot
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from seq2seq_attn.captioning.config import CaptionConfig
 from seq2seq_attn.classification.config import ClassificationConfig
 from seq2seq_attn.config import load_config
 from seq2seq_attn.translation.config import TranslationConfig
@@ -16,8 +17,11 @@ CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
 def config_class(path: Path) -> type:
-    """The task a config belongs to, from its file name (cls_*, vision_compare_*, vision_*, else translation)."""
+    """The task a config belongs to, from its file name (cls_*, caption_*, vision_compare_*, vision_*, else
+    translation)."""
     name = path.name
+    if name.startswith("caption_"):
+        return CaptionConfig
     if name.startswith("cls_"):
         return ClassificationConfig
     if name.startswith("vision_compare"):

@@ -94,26 +94,23 @@ def teacher_forced(model: nn.Module, images: torch.Tensor, captions: Sequence[li
     return nll, int((tgt_out != PAD).sum()), alphas.float().cpu()
 
 
-def correctness_sum(alphas: torch.Tensor, boxes: Sequence[Sequence[Any]], lengths: Sequence[int],
-                    grid: tuple[int, int], image_size: tuple[int, int]) -> tuple[float, int]:
-    """Summed attention correctness and the number of words with a box: ``alphas`` (B, T, L) of captions whose
-    word ``t`` has box ``boxes[b][t]`` (or None), ``lengths[b]`` words each."""
+def word_correctness(alphas: torch.Tensor, boxes: Sequence[Sequence[Any]], lengths: Sequence[int],
+                     grid: tuple[int, int], image_size: tuple[int, int]) -> list[torch.Tensor]:
+    """Per caption the attention correctness of each word (:func:`~.correctness.attention_correctness`, NaN for a
+    word without a box): ``alphas`` (B, T, L) of captions whose word ``t`` has box ``boxes[b][t]`` (or None),
+    ``lengths[b]`` words each."""
     from .correctness import attention_correctness
 
-    total, count = 0.0, 0
-    for b, (caption_boxes, n) in enumerate(zip(boxes, lengths)):
-        if n == 0 or all(box is None for box in caption_boxes):
-            continue
-        shares = attention_correctness(alphas[b, :n].view(n, *grid), list(caption_boxes[:n]), image_size)
-        known = shares[~torch.isnan(shares)]
-        total += float(known.sum())
-        count += int(known.numel())
-    return total, count
+    return [attention_correctness(alphas[b, :n].reshape(n, *grid), list(caption_boxes[:n]), image_size)
+            for b, (caption_boxes, n) in enumerate(zip(boxes, lengths)) if n > 0]
 
 
 def finish_metrics(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]],
-                   nll: float, tokens: int, correct_mass: float, boxed_words: int) -> dict[str, float]:
-    """The metrics dict of one evaluation (see the module doc); ``attn_correctness`` only with boxes."""
+                   nll: float, tokens: int, correctness: Sequence[torch.Tensor]) -> dict[str, float]:
+    """The metrics dict of one evaluation (see the module doc); ``attn_correctness`` (the mean over the words
+    of ``correctness`` that have a box) only when some word has one."""
+    from .correctness import mean_attention_correctness
+
     correct, total = word_accuracy(hypotheses, references)
     bleu, chrf = caption_scores(hypotheses, references)
     loss = nll / max(1, tokens)
@@ -121,6 +118,7 @@ def finish_metrics(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
                "word_acc": 100.0 * correct / max(1, total),
                "exact": 100.0 * sum(any(list(h) == list(r) for r in refs) for h, refs in zip(hypotheses, references))
                / max(1, len(hypotheses))}
-    if boxed_words:
-        metrics["attn_correctness"] = correct_mass / boxed_words
+    mean, boxed = mean_attention_correctness(correctness)
+    if boxed:
+        metrics["attn_correctness"] = mean
     return metrics

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 
 from ..classification.text import WordVocab
-from ..paths import resolve_path
 from ..training.checkpoint import StagedOutputs, atomic_write_bytes
 from ..training.lifecycle import LoadedRun, load_task_config, load_weights_for_inference, run_config_path
 from ..translation.search import Hypothesis
@@ -107,22 +106,16 @@ def evaluate(run: CaptionRun, split: str | None = None, beam_size: int | None = 
 
 
 def read_image_files(paths: Sequence[str | Path], inputs: CaptionInputs) -> torch.Tensor:
-    """Decode image files with Pillow (grey or RGB as the run's images), resized to the run's size:
-    uint8 (N, C, H, W). Raises ``ValueError`` naming an unreadable file."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode image files with Pillow (the data side's reader) and resize them to the run's size, grey
+    (ITU-R 601 luma) for a run on 1-channel images: uint8 (N, C, H, W). Raises ``ValueError`` naming a missing
+    or unreadable file."""
+    from .data import read_image, stack_resized
 
-    mode = "L" if inputs.channels == 1 else "RGB"
-    tensors = []
-    for p in paths:
-        path = resolve_path(str(p), "image")
-        try:
-            with Image.open(path) as im:
-                im = im.convert(mode).resize((inputs.width, inputs.height), Image.Resampling.BILINEAR)
-                data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"{path}: cannot read the image ({e})") from None
-        tensors.append(data.view(inputs.height, inputs.width, inputs.channels).permute(2, 0, 1))
-    return torch.stack(tensors)
+    rgb = stack_resized([read_image(Path(p)) for p in paths], (inputs.height, inputs.width))  # (N, 3, H, W)
+    if inputs.channels == 3:
+        return rgb
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (rgb.float() * luma).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
 def _safe_name(name: str) -> str:

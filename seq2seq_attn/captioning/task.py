@@ -28,7 +28,7 @@ from ..training.task import StepOutput
 from ..translation.subwords import PAD
 from ..translation.task import label_smoothed_nll, sentence_nll
 from .config import CaptionConfig
-from .evaluation import correctness_sum, finish_metrics, pad_captions, search_images, teacher_forced
+from .evaluation import finish_metrics, pad_captions, search_images, teacher_forced, word_correctness
 from .model import CaptionModel, build_caption_model, doubly_stochastic_penalty
 
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]  # ids PAD, UNK, BOS, EOS of the translation code
@@ -176,7 +176,7 @@ def evaluate_captions(model: CaptionModel, data: Any, vocab: WordVocab, device: 
     references = [[list(c) for c in caps] for caps in data.captions[:count]]
     was_training = model.training
     model.eval()
-    nll, tokens, mass, boxed = 0.0, 0, 0.0, 0
+    nll, tokens, correctness = 0.0, 0, []
     grid = model.encoder.grid(*images.shape[-2:])
     pairs = [(i, j) for i in range(count) for j in range(len(data.captions[i]))]
     for start in range(0, len(pairs), cfg.eval_batch_size):
@@ -186,8 +186,7 @@ def evaluate_captions(model: CaptionModel, data: Any, vocab: WordVocab, device: 
         part_nll, part_tokens, alphas = teacher_forced(model, images[index], ids, device)
         nll, tokens = nll + part_nll, tokens + part_tokens
         if data.boxes is not None:
-            part_mass, part_boxed = correctness_sum(alphas, [data.boxes[i][j] for i, j in chunk],
-                                                    [len(x) for x in ids], grid, tuple(images.shape[-2:]))
-            mass, boxed = mass + part_mass, boxed + part_boxed
+            correctness += word_correctness(alphas, [data.boxes[i][j] for i, j in chunk], [len(x) for x in ids],
+                                            grid, tuple(images.shape[-2:]))
     model.train(was_training)
-    return finish_metrics(hypotheses, references, nll, tokens, mass, boxed)
+    return finish_metrics(hypotheses, references, nll, tokens, correctness)
