@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from _caption_tiny import tiny_set
 from PIL import Image
 from safetensors.torch import load_file
 
 from seq2seq_attn.captioning.config import CaptionConfig
-from seq2seq_attn.captioning.lifecycle import load_run
+from seq2seq_attn.captioning.lifecycle import load_run, read_image_files
 from seq2seq_attn.captioning.task import CaptionTask, evaluate_captions
 from seq2seq_attn.cli import main
 from seq2seq_attn.config import from_dict
@@ -56,34 +59,38 @@ def write_coco(root: Path, data) -> Path:
     return folder
 
 
-def test_cli_overfits_exact_captions_and_predict_writes_nbest_and_strips(tmp_path):
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """The tiny set trained through the CLI (a subprocess) from COCO files: (root, data, image folder)."""
+    root = tmp_path_factory.mktemp("caption_cli")
     data = tiny_set(8)
-    folder = write_coco(tmp_path, data)
-    split = f"{{captions: {tmp_path / 'captions.json'}, images: {folder}}}"
-    config = tmp_path / "caption.yaml"
+    folder = write_coco(root, data)
+    split = f"{{captions: {root / 'captions.json'}, images: {folder}}}"
+    config = root / "caption.yaml"
     config.write_text(f"""
 data: {{format: coco, image_size: [16, 48], train: {split}, valid: {split}, test: {split}}}
 model:
   encoder: {{widths: [8, 16]}}
   decoder: {{emb_dim: 16, hidden: 32, doubly_stochastic: 0.01}}
 batch_size: 8
-training: {{run_dir: {tmp_path / 'run'}, device: cpu, cpu_threads: 1, lr: 0.01, max_steps: 60, max_epochs: 1000,
+training: {{run_dir: {root / 'run'}, device: cpu, cpu_threads: 1, lr: 0.01, max_steps: 60, max_epochs: 1000,
            eval_every: 60, metric: word_acc, metric_mode: max, progress: false, tensorboard: false}}
 """, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "seq2seq_attn", "caption", "train", str(config)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "test (8 images, beam 1" in done.stdout
+    return root, data, folder
 
-    def cli(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "seq2seq_attn", "caption", *args], env=env, capture_output=True,
-                              text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
 
-    assert "test (8 images, beam 1" in cli("train", str(config))
-    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text(encoding="utf-8"))
+def test_cli_overfits_exact_captions_and_predict_writes_nbest_and_strips(cli_run):
+    root, data, folder = cli_run
+    metrics = json.loads((root / "run" / "test_metrics.json").read_text(encoding="utf-8"))
     assert metrics["exact"] == 100.0 and metrics["word_acc"] == 100.0 and metrics["chrf"] == 100.0
-    out = tmp_path / "pred"
+    out = root / "pred"
     files = [str(folder / f"{n}.png") for n in data.names[:3]]
-    assert main(["caption", "predict", str(tmp_path / "run"), "--images", *files, "--out", str(out), "--beam", "3",
+    assert main(["caption", "predict", str(root / "run"), "--images", *files, "--out", str(out), "--beam", "3",
                  "--n-best", "2"]) == 0
     rows = (out / "captions.tsv").read_text(encoding="utf-8").splitlines()
     assert rows == [f"{f}\t{' '.join(c[0])}" for f, c in zip(files, data.captions[:3])]
@@ -95,7 +102,34 @@ training: {{run_dir: {tmp_path / 'run'}, device: cpu, cpu_threads: 1, lr: 0.01, 
     assert [p.name for p in strips] == ["00001_img0.png", "00002_img1.png", "00003_img2.png"]
     with Image.open(strips[0]) as im:
         assert im.size[0] > 4 * im.size[1]  # the image + 3 words + </s> side by side
-    assert not list(tmp_path.glob("pred/.*tmp*")) and not list(out.glob(".*tmp*"))
+    assert not list(root.glob(".*tmp*")) and not list(out.glob(".*tmp*"))
+
+
+def test_explore_page_shows_each_words_attention(cli_run):
+    from test_explore import CHROMIUM, dump_dom, page_data
+
+    from seq2seq_attn.explore import run_kind
+    from seq2seq_attn.explore.page import dequantize
+
+    root, data, folder = cli_run
+    assert run_kind(root / "run") == "captioning"
+    page = root / "caption.html"
+    assert main(["explore", str(root / "run"), "--input", str(folder), "--limit", "2", "--n-best", "2",
+                 "--beam", "2", "--out", str(page)]) == 0
+    d = page_data(page)
+    img = d["images"][1]
+    assert img["name"] == "img1.png" and (img["h"], img["w"]) == (8, 24) and len(img["hyps"]) == 2
+    assert img["hyps"][0]["words"] == [*data.captions[1][0], "</s>"]
+    rows = dequantize(img["hyps"][0]["attention"], (4, 8 * 24))
+    run = load_run(root / "run", "cpu")
+    want = run.caption(read_image_files([folder / "img1.png"], run.inputs), 2, 2)[0][0].attention
+    assert np.abs(rows - want.numpy()).max() <= 1 / 510 + 1e-6  # one byte a weight
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium not installed: the page script is not run")
+    dom = dump_dom(page, "img=1&hyp=0&word=2").split('id="img-1"')[1]
+    assert 'data-word="2"' in dom and dom.count('class="tok hl"') == 1
+    colors = re.findall(r"rgba\(220, 38, 38, ([0-9.]+)\)", dom)[:8 * 24]
+    assert [float(c) for c in colors] == pytest.approx((rows[2] * 0.75).tolist(), abs=3e-3)
 
 
 def test_hard_attention_trains_with_reinforce_and_evaluates_deterministically(tmp_path):

@@ -13,11 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help="translation/classification: a text file, one sentence or document a line; "
-                        "vision: image files or folders of images (PNG, JPEG, ...)")
+                        "vision, captioning: image files or folders of images (PNG, JPEG, ...)")
     p.add_argument("--out", type=Path, required=True, help="the HTML page to write")
     p.add_argument("--limit", type=int, default=None, help="the first N inputs only")
-    p.add_argument("--beam", type=int, default=None, help="translation: beam size (default: the config's)")
-    p.add_argument("--n-best", type=int, default=5, help="translation: hypotheses listed per sentence")
+    p.add_argument("--beam", type=int, default=None, help="translation, captioning: beam size (default: the config's)")
+    p.add_argument("--n-best", type=int, default=5, help="translation, captioning: hypotheses listed per input")
     p.add_argument("--ig-steps", type=int, default=20, help="classification: Integrated Gradients steps")
     add_weights_arg(p)
     p.add_argument("--device", default="auto")

@@ -1,7 +1,9 @@
 """``seq2seq-attn explore RUN_DIR --input FILE --out page.html``: one self-contained HTML page that shows
-every attention of a run's model on the user's inputs, for any task (translation, classification, vision).
+every attention of a run's model on the user's inputs, for any task (translation, classification, vision,
+captioning).
 
-One module per view builds the page data (:mod:`.translation`, :mod:`.classification`, :mod:`.vision`); the
+One module per view builds the page data (:mod:`.translation`, :mod:`.classification`, :mod:`.vision`,
+:mod:`.captioning`); the
 shared template and the weight encoding are in :mod:`.page`, the page scripts in ``static/``.
 """
 
@@ -35,7 +37,8 @@ def explore(run_dir: str | Path, inputs: list[str | Path], out: str | Path, devi
             which: str = "best", limit: int | None = None, beam: int | None = None, n_best: int = 5,
             ig_steps: int = 20) -> Path:
     """Load the run in ``run_dir``, run it on ``inputs`` (one text file for translation and classification,
-    image files or folders for vision; the first ``limit``) and write the page to ``out``; returns ``out``."""
+    image files or folders for vision and captioning; the first ``limit``) and write the page to ``out``;
+    returns ``out``."""
     kind = run_kind(run_dir)
     if kind == "translation":
         from ..translation.lifecycle import load_run
@@ -49,6 +52,12 @@ def explore(run_dir: str | Path, inputs: list[str | Path], out: str | Path, devi
 
         texts = _text_inputs(inputs, limit)
         data = classification_data(load_classifier(run_dir, device, which), texts, ig_steps)
+    elif kind == "captioning":
+        from ..captioning.lifecycle import load_run as load_captioner
+        from .captioning import captioning_data
+        from .vision import image_paths
+
+        data = captioning_data(load_captioner(run_dir, device, which), image_paths(inputs)[:limit], beam, n_best)
     else:
         from vision.lifecycle import load_run as load_vision
 

@@ -133,6 +133,8 @@ def export_onnx(run_dir: str | Path, out: str | Path, which: str = "best", texts
     if kind == "translation":
         raise ValueError(f"{run_dir}: ONNX export is for classify and vision runs; export Transformer "
                          "translation runs with --format ctranslate2")
+    if kind == "captioning":
+        raise ValueError(f"{run_dir}: ONNX export is for classify and vision runs, not captioning runs")
     with atomic_output_dir(Path(out), overwrite) as tmp:
         try:
             if kind == "classifier":

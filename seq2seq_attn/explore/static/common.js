@@ -43,4 +43,17 @@ function setHeader(notes) {
   document.getElementById("title").textContent = DATA.title;
   document.getElementById("notes").textContent = notes;
 }
+function overlay(png, h, w, values, clickable) {  // a grid of h x w cells over the image (vision, captioning)
+  const g = el("div", "overlay");
+  g.style.gridTemplateColumns = "repeat(" + w + ", 1fr)";
+  g.style.backgroundImage = "url(data:image/png;base64," + png + ")";
+  for (let i = 0; i < h * w; i++) {
+    const c = el("div", "px");
+    c.dataset.i = i;
+    if (values) c.style.backgroundColor = heat(values[i] * 0.75);
+    if (clickable) c.style.cursor = "pointer";
+    g.appendChild(c);
+  }
+  return g;
+}
 function built() { document.documentElement.dataset.builtMs = performance.now().toFixed(1); }

@@ -5,19 +5,6 @@
   const app = document.getElementById("app");
   setHeader(DATA.notes);
 
-  function overlay(png, h, w, values, clickable) {  // a grid of h x w cells over the image
-    const g = el("div", "overlay");
-    g.style.gridTemplateColumns = "repeat(" + w + ", 1fr)";
-    g.style.backgroundImage = "url(data:image/png;base64," + png + ")";
-    for (let i = 0; i < h * w; i++) {
-      const c = el("div", "px");
-      c.dataset.i = i;
-      if (values) c.style.backgroundColor = heat(values[i] * 0.75);
-      if (clickable) c.style.cursor = "pointer";
-      g.appendChild(c);
-    }
-    return g;
-  }
   function bars(values) {
     const b = el("div", "bars");
     values.forEach(v => { const s = el("span"); s.style.height = (100 * v).toFixed(1) + "%"; b.appendChild(s); });
