@@ -102,3 +102,19 @@ def peak_memory(fn: Callable[[], Any], device: torch.device | str) -> int:
         sync(device)
         return max(0, torch.cuda.max_memory_allocated(device) - before)
     return cpu_peak_allocated(fn)
+
+
+def train_step_costs(model: torch.nn.Module, forward: Callable[[], Any], forward_backward: Callable[[], Any],
+                     device: torch.device | str, warmup: int, repeats: int) -> dict[str, float | int]:
+    """Median latency (ms) and peak tensor memory (bytes) of ``forward`` (``model`` in eval mode) and of
+    ``forward_backward`` (train mode); gradients are cleared afterwards and the model left in eval mode.
+    Keys: ``fwd_ms``, ``fwd_peak``, ``fwd_bwd_ms``, ``fwd_bwd_peak``."""
+    model.eval()
+    fwd = median_seconds(forward, device, warmup, repeats)
+    fwd_peak = peak_memory(forward, device)
+    model.train()
+    fwd_bwd = median_seconds(forward_backward, device, warmup, repeats)
+    fwd_bwd_peak = peak_memory(forward_backward, device)
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return {"fwd_ms": 1e3 * fwd, "fwd_peak": fwd_peak, "fwd_bwd_ms": 1e3 * fwd_bwd, "fwd_bwd_peak": fwd_bwd_peak}

@@ -194,3 +194,20 @@ def test_undo_ptb_restores_raw_text_words():
     tokens = WordVocab([]).tokenize(clean(text, cfg))
     assert "don't" in tokens and "won't" in tokens and "n" not in tokens
     assert clean(text, DataConfig(train="x")) == text  # off by default
+
+
+def test_max_test_docs_scores_the_same_random_subset_every_time(tmp_path):
+    from seq2seq_attn.classification.task import load_split
+
+    path = tmp_path / "test.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"doc number {i}\t{'neg' if i < 20 else 'pos'}\n" for i in range(40)))
+    cfg = ClassificationConfig(data=data_cfg(format="tsv", max_test_docs=10))
+    vocab = WordVocab.build(["doc number"], 10, 1)
+    first, _ = load_split(cfg, vocab, ["neg", "pos"], str(path))
+    again, _ = load_split(cfg, vocab, ["neg", "pos"], str(path))
+    assert len(first) == 10 and np.array_equal(first.labels, again.labels)
+    assert 0 < first.labels.sum() < 10  # both labels of the label-sorted file, not its first ten rows
+    cfg.data.max_test_docs = None
+    assert len(load_split(cfg, vocab, ["neg", "pos"], str(path))[0]) == 40
+    with pytest.raises(ValueError, match="max_test_docs must be >= 1"):
+        data_cfg(max_test_docs=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq_attn.attention import AdditiveScore, Attention, ScaledDotScore
+from seq2seq_attn.attention import AdditiveScore, Attention, DotScore, GeneralScore, ScaledDotScore
 from seq2seq_attn.classification.config import ModelConfig
 from seq2seq_attn.classification.models import HAN, AttentionClassifier, QueryAttentionPooling, build_model
 
@@ -36,6 +36,13 @@ def test_pooling_is_the_core_attention_with_a_learned_query():
     expected = torch.softmax(states @ pool.query[0, 0] / 8 ** 0.5, dim=-1)  # q . h / sqrt(d)
     torch.testing.assert_close(weights, expected)
     torch.testing.assert_close(pooled, (expected.unsqueeze(-1) * states).sum(1))
+    # Luong's dot and general (bilinear) scores pool too: softmax(q . h) and softmax(q W h)
+    dot, general = QueryAttentionPooling(8, "dot"), QueryAttentionPooling(8, "general")
+    assert isinstance(dot.attention.score, DotScore) and isinstance(general.attention.score, GeneralScore)
+    _, weights = dot(states, torch.zeros(3, 5, dtype=torch.bool))
+    torch.testing.assert_close(weights, torch.softmax(states @ dot.query[0, 0], dim=-1))
+    with pytest.raises(ValueError, match="unknown pooling score 'location'"):
+        QueryAttentionPooling(8, "location")
 
 
 def test_several_queries_pool_independently_and_concatenate():

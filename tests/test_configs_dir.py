@@ -13,7 +13,8 @@ from seq2seq_attn.translation.config import TranslationConfig
 from vision.config import VisionCompareConfig, VisionConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
+STUDIES = sorted(CONFIG_DIR.glob("study_*.yaml"))
+CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml") if p not in STUDIES)
 
 
 def config_class(path: Path) -> type:
@@ -40,3 +41,14 @@ def test_there_are_configs_for_every_task():
 def test_config_loads(path):
     cfg = load_config(config_class(path), path)
     assert cfg.training.run_dir, f"{path.name}: no run_dir"
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
+def test_study_config_loads_and_every_cell_config_builds(path, monkeypatch):
+    from seq2seq_attn.study.config import check_cell_configs, expand_cells, load_study
+
+    monkeypatch.chdir(CONFIG_DIR.parent)  # the task configs are named relative to the checkout
+    cfg = load_study(path)
+    cells = expand_cells(cfg)
+    assert cells, f"{path.name}: no cells"
+    check_cell_configs(cfg, cells)

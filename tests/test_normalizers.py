@@ -27,6 +27,7 @@ def test_the_table_holds_the_nlp_and_vision_normalizers():
     expected = {
         "sigmoid": torch.sigmoid(scores / 2), "hard_sigmoid": F.hardsigmoid(scores / 2),
         "tanh": torch.tanh(scores / 2), "count": scores / 2 / 3,  # 3 allowed keys
+        "uniform": torch.full_like(scores, 1 / 3),  # mean pooling: the no-attention baseline
     }
     for name, want in expected.items():
         weights = build_normalizer(name, temperature=2.0)(scores, mask)

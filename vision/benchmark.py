@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from seq2seq_attn.timing import median_seconds, peak_memory
+from seq2seq_attn.timing import train_step_costs
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -50,13 +50,5 @@ def benchmark(model: nn.Module, input_size: list[int], num_classes: int, device:
         model.zero_grad(set_to_none=True)  # gradients are allocated inside the call, as in training
         F.cross_entropy(model(x), y).backward()
 
-    model.eval()
-    fwd = median_seconds(forward, device, warmup, repeats)
-    fwd_peak = peak_memory(forward, device)
-    model.train()
-    fwd_bwd = median_seconds(forward_backward, device, warmup, repeats)
-    fwd_bwd_peak = peak_memory(forward_backward, device)
-    model.zero_grad(set_to_none=True)
-    return {"params": count_parameters(model), "flops": flops, "fwd_ms": 1e3 * fwd, "fwd_bwd_ms": 1e3 * fwd_bwd,
-            "fwd_peak": fwd_peak, "fwd_bwd_peak": fwd_bwd_peak}
-
+    costs = train_step_costs(model, forward, forward_backward, device, warmup, repeats)
+    return {"params": count_parameters(model), "flops": flops, **costs}

@@ -177,3 +177,17 @@ class CountNormalize(Normalizer):
             return scores / scores.size(-1)
         count = (~mask).sum(dim=-1, keepdim=True).clamp(min=1)
         return scores.masked_fill(mask, 0.0) / count
+
+
+@register_normalizer("uniform")
+class UniformNormalize(Normalizer):
+    """Equal weights ``1 / N`` over the N allowed keys of each row, whatever the scores: mean pooling, the
+    no-attention baseline of the text models (a decoder reading the mean encoder state, a classifier pooling
+    the mean of its states; ``seq2seq-attn study``'s ``none`` mechanism). The scores get no gradient; masked
+    keys and rows with no allowed key give 0."""
+
+    def forward(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        ones = torch.ones_like(scores) if mask is None else (~mask).to(scores.dtype).expand_as(scores)
+        # + 0 * scores: the weights stay in the graph (zero, finite gradients), as every normalizer's do
+        no_grad = 0.0 * scores.masked_fill(~torch.isfinite(scores), 0.0)
+        return ones / ones.sum(dim=-1, keepdim=True).clamp(min=1.0) + no_grad

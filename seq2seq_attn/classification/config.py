@@ -37,6 +37,7 @@ class DataConfig:
     labels: list[str] | None = None  # the label set and its order; default: sorted labels of the train split
     skip_bad_rows: bool = False
     max_train_docs: int | None = None  # use only the first N (shuffled) training documents
+    max_test_docs: int | None = None  # score a seeded random subset of N documents of a test file (all: None)
     # text -> tokens
     lowercase: bool = True
     strip_html: bool = True
@@ -63,6 +64,8 @@ class DataConfig:
             raise ValueError("batch_size and eval_batch_size must be >= 1")
         if self.vocab_size < 4:
             raise ValueError(f"vocab_size must be >= 4, got {self.vocab_size}")
+        if self.max_test_docs is not None and self.max_test_docs < 1:
+            raise ValueError(f"max_test_docs must be >= 1 or null, got {self.max_test_docs}")
 
 
 @dataclass
@@ -73,7 +76,7 @@ class ModelConfig:
     embed_dim: int = 128
     hidden_size: int = 128  # per direction for RNN encoders
     encoder: Literal["none", "lstm", "gru"] = "lstm"  # attention classifier; HAN always uses GRUs
-    score: Literal["scaled_dot", "additive"] = "additive"  # how the learned query scores each state
+    score: Literal["dot", "scaled_dot", "general", "additive"] = "additive"  # how the learned query scores each state
     attention_dim: int | None = None  # hidden size of the additive score (default: state size)
     num_queries: int = 1  # attention classifier: learned queries, pooled vectors concatenated (Lin et al., 2017)
     # attention and han: normalizer of the attention pooling, by name (softmax, sigmoid, hard, ...:

@@ -189,8 +189,13 @@ class ClassificationData:
 def load_split(cfg: ClassificationConfig, vocab: Vocab, labels: list[str], spec: str) -> tuple[EncodedSplit, int]:
     """Encode one labelled file (``spec``, in the format of ``cfg.data``) with a trained run's vocabulary and
     labels; returns it and the number of bad rows skipped (rows with an unknown label raise unless
-    ``data.skip_bad_rows``)."""
+    ``data.skip_bad_rows``). ``data.max_test_docs`` keeps a random subset of that many documents, the same
+    one every time (seed 0, in file order: the files may be sorted by label)."""
     split = check_labels(read_split(spec, cfg.data), labels, cfg.data)
+    limit = cfg.data.max_test_docs
+    if limit is not None and len(split.examples) > limit:
+        keep = np.sort(np.random.default_rng(0).permutation(len(split.examples))[:limit])
+        split.examples = [split.examples[i] for i in keep]
     encoded = encode_split(split.examples, labels, vocab, cfg.data, cfg.model.type == "han")
     return encoded, split.num_bad
 

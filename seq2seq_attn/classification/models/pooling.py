@@ -22,6 +22,8 @@ from torch import nn
 
 from ...attention import Attention, build_normalizer, build_score
 
+POOLING_SCORES = ("dot", "scaled_dot", "general", "additive")  # the core scores a learned query can use
+
 
 class QueryAttentionPooling(nn.Module):
     """Pool ``(B, T, D)`` states into ``(B, r * D)`` with r learned queries; returns the pooled vectors and the
@@ -29,7 +31,7 @@ class QueryAttentionPooling(nn.Module):
 
     Args:
         dim: state size D.
-        score: ``scaled_dot`` or ``additive``.
+        score: ``dot``, ``scaled_dot``, ``general`` (bilinear) or ``additive`` (Luong et al., 2015's names).
         attention_dim: hidden size of the additive score (default D).
         num_queries: r.
         normalize, temperature, normalize_options: the core normalizer by name and its options
@@ -48,8 +50,8 @@ class QueryAttentionPooling(nn.Module):
         self.output_size = num_queries * dim
         self.query = nn.Parameter(torch.empty(1, num_queries, dim))
         nn.init.normal_(self.query, std=dim ** -0.5)
-        if score not in ("scaled_dot", "additive"):
-            raise ValueError(f"unknown pooling score {score!r}: expected scaled_dot or additive")
+        if score not in POOLING_SCORES:
+            raise ValueError(f"unknown pooling score {score!r}: expected one of {', '.join(POOLING_SCORES)}")
         self.attention = Attention(build_score(score, dim, dim, attention_dim or dim),
                                    build_normalizer(normalize, temperature, **(normalize_options or {})))
 

@@ -1,0 +1,303 @@
+"""The study's report in ``study.out_dir``: ``report.md`` (tables and reading aids), ``cells.csv`` (one row
+per cell), ``growth.csv``, and the figures ``quality.png``, ``growth.png`` and ``attention.png``.
+
+The report merges whatever results exist (cells of every process, a growth measurement when
+``growth.json`` is there); cells not run yet and failed cells are listed as such, so every cell of the
+study appears in it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..training.checkpoint import atomic_write_bytes
+from .config import Cell, StudyConfig, expand_cells
+from .growth import GrowthRow, rows_from_dict
+from .papers import PAPERS_SECTION
+from .runner import ERROR_FILE, cell_dir, read_result
+
+GROWTH_FILE = "growth.json"
+NOISE_NOTE = "Differences inside the seed noise are not claimed."
+
+
+@dataclass
+class CellRow:
+    """One cell and what it left: its results, or its error's last line, or neither (not run yet)."""
+
+    cell: Cell
+    result: dict | None
+    error: str | None
+
+    @property
+    def status(self) -> str:
+        return "done" if self.result else ("failed" if self.error else "not run")
+
+    def figure(self) -> float | None:
+        if not self.result:
+            return None
+        value = self.result["quality"].get(self.result["metric"])
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+def collect(cfg: StudyConfig) -> list[CellRow]:
+    """Every cell of the study with its state on disk."""
+    rows = []
+    for cell in expand_cells(cfg):
+        result = read_result(cfg, cell)
+        err_file = cell_dir(cfg, cell) / ERROR_FILE
+        error = None
+        if result is None and err_file.is_file():
+            lines = [ln for ln in err_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            error = lines[-1][:300] if lines else "failed"
+        rows.append(CellRow(cell, result, error))
+    return rows
+
+
+def _groups(rows: list[CellRow]) -> dict[tuple[str, str], list[CellRow]]:
+    groups: dict[tuple[str, str], list[CellRow]] = {}
+    for r in rows:
+        groups.setdefault((r.cell.task, r.cell.mechanism), []).append(r)
+    return groups
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def noise_notes(stats: dict[str, tuple[float | None, float | None, int]]) -> dict[str, str]:
+    """Per mechanism of one task ({mechanism: (mean, std, seeds)}), how it stands against the best mean:
+    ``best``, ``within seed noise of best`` (mean ± std intervals overlap), ``below best`` (they do not),
+    or ``one seed: no claim`` (no spread to judge)."""
+    scored = {m: s for m, s in stats.items() if s[0] is not None}
+    if not scored:
+        return {}
+    best = max(scored, key=lambda m: scored[m][0])
+    b_mean, b_std, _ = scored[best]
+    notes = {best: "best"}
+    for m, (mean, std, _) in scored.items():
+        if m == best:
+            continue
+        if std is None or b_std is None:
+            notes[m] = "one seed: no claim"
+        elif mean + std >= b_mean - b_std:
+            notes[m] = f"within seed noise of {best}"
+        else:
+            notes[m] = f"below {best} (spreads do not overlap)"
+    return notes
+
+
+def _fmt(v: float | None, spec: str = ".2f") -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def quality_section(cfg: StudyConfig, rows: list[CellRow]) -> list[str]:
+    lines = ["## Quality", "", f"Mean ± sample std over seeds {cfg.study.seeds}. {NOISE_NOTE}", ""]
+    groups = _groups(rows)
+    for task_name, task in cfg.tasks.items():
+        mechs = [m for (t, m) in groups if t == task_name]
+        stats = {}
+        for m in mechs:
+            values = [v for r in groups[(task_name, m)] if (v := r.figure()) is not None]
+            stats[m] = (*_mean_std(values), len(values))
+        notes = noise_notes(stats)
+        lines += [f"### {task_name} ({task.kind}, {task.config}; test {task.metric})", "",
+                  f"| mechanism | family | {task.metric} (mean ± std) | seeds done | per seed | note |",
+                  "| --- | --- | ---: | ---: | --- | --- |"]
+        for m in mechs:
+            mean, std, n = stats[m]
+            cells = groups[(task_name, m)]
+            per_seed = " ".join(_fmt(r.figure()) for r in cells)
+            states = {r.status for r in cells} - {"done"}
+            note = "; ".join([x for x in [notes.get(m, "")] + sorted(states) if x])
+            lines.append(f"| {m} | {cells[0].cell.family} | {_fmt(mean)} ± {_fmt(std)} | {n}/{len(cells)} "
+                         f"| {per_seed} | {note} |")
+        lines.append("")
+    return lines
+
+
+def cost_section(cfg: StudyConfig, rows: list[CellRow]) -> list[str]:
+    lines = ["## Cost", "",
+             "One training batch of the task (the first of epoch 0), through the task's own loss: forward "
+             "FLOPs (torch.utils.flop_counter), median forward / forward+backward latency and peak tensor "
+             f"memory ({cfg.study.bench_threads} CPU thread(s) on {cfg.study.device}); training wall time "
+             "of the cell (mean over seeds).", "",
+             "| task | mechanism | params | MFLOPs/batch | items/batch | fwd ms | fwd+bwd ms | fwd+bwd peak MiB "
+             "| train s |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for (task, mech), cells in _groups(rows).items():
+        done = [r.result for r in cells if r.result]
+        if not done:
+            lines.append(f"| {task} | {mech} | – | – | – | – | – | – | – |")
+            continue
+        c = done[0]["cost"]
+        train = statistics.fmean(d["train_seconds"] for d in done)
+        lines.append(f"| {task} | {mech} | {c['params']:,} | {c['flops'] / 1e6:.1f} | {c['batch_items']} "
+                     f"| {c['fwd_ms']:.2f} | {c['fwd_bwd_ms']:.2f} | {c['fwd_bwd_peak'] / 2**20:.1f} | {train:.0f} |")
+    return lines + [""]
+
+
+def attention_section(rows: list[CellRow]) -> list[str]:
+    lines = ["## Attention statistics", "",
+             "From the weights captured (capture_attention) on the first training batches, model in eval mode, "
+             "before training (init: same seed, fresh weights) and after. entropy/log N: 1 = uniform; span90: "
+             "keys holding 90 % of a row's mass; spread: RMS distance of an image attention row from its "
+             "centre, fraction of the map side; sparsity: weights < 1e-3; gates: mean gate and share < 0.1.", "",
+             "| task | mechanism | entropy/log N init → trained | span90 | spread | sparsity | gate mean | "
+             "gate < 0.1 |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for (task, mech), cells in _groups(rows).items():
+        done = [r.result["attention"] for r in cells if r.result]
+        if not done:
+            continue
+
+        def mean(stage: str, key: str, done: list[dict] = done) -> float | None:
+            vals = [d[stage][key] for d in done if key in d[stage]]
+            return statistics.fmean(vals) if vals else None
+
+        lines.append(f"| {task} | {mech} | {_fmt(mean('init', 'entropy_ratio'))} → "
+                     f"{_fmt(mean('trained', 'entropy_ratio'))} | {_fmt(mean('trained', 'span90'), '.1f')} "
+                     f"| {_fmt(mean('trained', 'spread'), '.3f')} | {_fmt(mean('trained', 'sparsity'))} "
+                     f"| {_fmt(mean('trained', 'gate_mean'))} | {_fmt(mean('trained', 'gate_sparsity'))} |")
+    return lines + [""]
+
+
+def _first_attention(module: torch.nn.Module) -> tuple[str, str] | None:
+    from ..attention import Attention
+
+    for m in module.modules():
+        if isinstance(m, Attention):
+            return type(m.score).__name__, type(m.normalize).__name__
+    return None
+
+
+def identity_section() -> list[str]:
+    """Which core score and normalizer each text and image mechanism runs, read from the built modules."""
+    from ..attention import build_normalizer, build_score
+
+    text = {"dot": "Luong dot (RNN decoder), classifier pooling `model.score: dot`",
+            "scaled_dot": "Transformer layers, classifier pooling `scaled_dot`",
+            "general": "Luong general (bilinear), classifier pooling `general`",
+            "additive": "Bahdanau / Luong concat, classifier pooling `additive`"}
+    by_pair: dict[tuple[str, str], list[str]] = {}
+    for name, where in text.items():
+        pair = (type(build_score(name, 4, 4, 4)).__name__, type(build_normalizer("softmax")).__name__)
+        by_pair.setdefault(pair, []).append(f"text: {where}")
+    try:
+        from vision.registry import create_attention, list_attention
+
+        labels = {"non_local": "`non_local` (embedded Gaussian)", "non_local_gaussian": "`non_local_gaussian`",
+                  "non_local_dot": "`non_local_dot`", "non_local_concat": "`non_local_concat`", "gc": "`gc`",
+                  "apnb": "`apnb` (ANL)", "criss_cross": "`criss_cross`", "sagan": "`sagan`", "da_pam": "`da_pam`"}
+        for name in (n for n in labels if n in list_attention()):
+            pair = _first_attention(create_attention(name, 16))
+            if pair is not None:
+                by_pair.setdefault(pair, []).append(f"image: {labels[name]}")
+    except ImportError:
+        pass
+    lines = ["## One core, two modalities", "",
+             "The score and normalizer classes each mechanism runs, read from the modules as built: Non-local's "
+             "embedded Gaussian is the text models' dot score with a softmax, its dot form the same score with "
+             "Non-local's 1/N, and its concatenation form a Score subclass of the core (ReLU(w·[θ; φ]), where "
+             "the text concat/additive score is v·tanh(W[q; k])).", "",
+             "| core score | normalizer | used by |", "| --- | --- | --- |"]
+    for (score, norm), users in by_pair.items():
+        lines.append(f"| {score} | {norm} | {'; '.join(users)} |")
+    return lines + [""]
+
+
+def growth_section(rows: list[GrowthRow]) -> list[str]:
+    lines = ["## Cost growth with the number of positions", "",
+             "Fitted exponent k of time ≈ c N^k (least squares of log time on log N over the measured sizes) and "
+             "of peak memory; the last measured size and where each mechanism stopped (out of memory, or "
+             "predicted over the configured memory/time cap).", "",
+             "| mechanism | modality | k time | k memory | largest N measured | fwd ms there | peak MiB there "
+             "| stopped at |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        ok = [p for p in r.points if p.status == "ok"]
+        last = ok[-1] if ok else None
+        lines.append(f"| {r.mechanism} | {r.modality} | {_fmt(r.time_exponent)} | {_fmt(r.memory_exponent)} "
+                     f"| {f'{last.positions:,}' if last else '–'} | {_fmt(last.fwd_ms if last else None)} "
+                     f"| {_fmt(last.fwd_peak / 2**20 if last and last.fwd_peak else None, '.1f')} "
+                     f"| {r.limit or 'all sizes ran'} |")
+    return lines + [""]
+
+
+def cells_csv(rows: list[CellRow]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["index", "task", "kind", "mechanism", "family", "seed", "status", "metric", "value", "params",
+                     "flops", "fwd_ms", "fwd_bwd_ms", "fwd_bwd_peak", "train_seconds", "entropy_ratio_init",
+                     "entropy_ratio", "span90", "spread", "sparsity", "gate_mean", "error"])
+    for r in rows:
+        c, res = r.cell, r.result or {}
+        cost, att = res.get("cost", {}), res.get("attention", {"init": {}, "trained": {}})
+        writer.writerow([c.index, c.task, c.kind, c.mechanism, c.family, c.seed, r.status, res.get("metric", ""),
+                         r.figure(), cost.get("params"), cost.get("flops"), cost.get("fwd_ms"),
+                         cost.get("fwd_bwd_ms"), cost.get("fwd_bwd_peak"), res.get("train_seconds"),
+                         att["init"].get("entropy_ratio"), att["trained"].get("entropy_ratio"),
+                         att["trained"].get("span90"), att["trained"].get("spread"),
+                         att["trained"].get("sparsity"), att["trained"].get("gate_mean"), r.error or ""])
+    return out.getvalue().encode("utf-8")
+
+
+def growth_csv(rows: list[GrowthRow]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["mechanism", "modality", "positions", "fwd_ms", "fwd_bwd_ms", "fwd_peak_bytes", "status"])
+    for r in rows:
+        for p in r.points:
+            writer.writerow([r.mechanism, r.modality, p.positions, p.fwd_ms, p.fwd_bwd_ms, p.fwd_peak, p.status])
+    return out.getvalue().encode("utf-8")
+
+
+def load_growth(out_dir: Path) -> list[GrowthRow] | None:
+    path = out_dir / GROWTH_FILE
+    if not path.is_file():
+        return None
+    return rows_from_dict(json.loads(path.read_text(encoding="utf-8"))["rows"])
+
+
+def write_report(cfg: StudyConfig, log=print) -> Path:
+    """Write the report files of ``cfg`` from whatever results exist; returns the Markdown file."""
+    from .figures import plot_attention, plot_growth, plot_quality
+
+    out = Path(cfg.study.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = collect(cfg)
+    growth = load_growth(out)
+    done = sum(r.status == "done" for r in rows)
+    failed = [r for r in rows if r.status == "failed"]
+    lines = [f"# {cfg.study.title}", "",
+             f"Study file `{cfg.path}`: {len(rows)} cells ({len(cfg.tasks)} tasks × mechanisms × "
+             f"{len(cfg.study.seeds)} seeds), {done} done, {len(failed)} failed, "
+             f"{len(rows) - done - len(failed)} not run yet. torch {torch.__version__}.", ""]
+    figures = {"quality.png": plot_quality(cfg, rows, out / "quality.png"),
+               "attention.png": plot_attention(rows, out / "attention.png")}
+    lines += quality_section(cfg, rows)
+    if figures["quality.png"]:
+        lines += ["![quality](quality.png)", ""]
+    lines += cost_section(cfg, rows) + attention_section(rows)
+    if figures["attention.png"]:
+        lines += ["![attention](attention.png)", ""]
+    lines += identity_section()
+    if growth:
+        plot_growth(growth, out / "growth.png")
+        lines += growth_section(growth) + ["![growth](growth.png)", ""]
+        atomic_write_bytes(out / "growth.csv", growth_csv(growth))
+    if failed:
+        lines += ["## Failed cells", ""] + [f"- `{r.cell.name}`: {r.error} (traceback: "
+                                            f"`{cell_dir(cfg, r.cell) / ERROR_FILE}`)" for r in failed] + [""]
+    lines += [PAPERS_SECTION]
+    atomic_write_bytes(out / "cells.csv", cells_csv(rows))
+    atomic_write_bytes(out / "report.md", "\n".join(lines).encode("utf-8"))
+    log(f"wrote {out / 'report.md'}, cells.csv" + "".join(f", {k}" for k, v in figures.items() if v)
+        + (", growth.csv, growth.png" if growth else ""))
+    return out / "report.md"
