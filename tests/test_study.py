@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -123,6 +125,29 @@ def test_a_failed_cell_is_recorded_the_others_finish_and_a_rerun_retries_it(tmp_
     progress = runner.run_study(cfg, log=lambda _: None)
     assert progress.trained == ["demo_cls__none__seed1"] and len(progress.reused) == 3
     assert not error.exists()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium not installed (Debian: apt-get "
+                    "install chromium); the page is only checked in a real browser")
+def test_report_page_renders_every_table_and_filters_by_task(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    cfg = load_study(_study_file(tmp_path))
+    monkeypatch.setattr(runner, "run_cell", lambda cfg, cell, device: _fake_result(cfg, cell))
+    runner.run_study(cfg, log=lambda _: None)
+    write_report(cfg, log=lambda _: None)
+    page = tmp_path / "study" / "report.html"
+
+    def dom(fragment: str) -> str:
+        url = page.resolve().as_uri() + fragment
+        proc = subprocess.run([shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+                               "--dump-dom", url], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and 'data-built-ms="' in proc.stdout, proc.stderr[-2000:]
+        return proc.stdout
+
+    everything, one_task = dom(""), dom("#task=demo_mt")
+    assert everything.count("<td>demo_cls</td>") == 4 and everything.count("<td>demo_mt</td>") == 4  # cost, stats
+    assert one_task.count("<td>demo_cls</td>") == 0 and one_task.count("<td>demo_mt</td>") == 4
+    assert everything.count('alt="quality"') == 1 and "Luong et al. (2015)" in everything
 
 
 def test_shards_split_the_cells_disjointly_and_cover_them_all(monkeypatch):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-VIEWS = ("translation", "classification", "vision", "captioning")
+VIEWS = ("translation", "classification", "vision", "captioning", "study")
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 

@@ -1,5 +1,6 @@
-"""The study's report in ``study.out_dir``: ``report.md`` (tables and reading aids), ``cells.csv`` (one row
-per cell), ``growth.csv``, and the figures ``quality.png``, ``growth.png`` and ``attention.png``.
+"""The study's report in ``study.out_dir``: ``report.md`` (tables and reading aids), ``report.html`` (the
+same as one page in the explorer's style), ``cells.csv`` (one row per cell), ``growth.csv``, and the figures
+``quality.png``, ``growth.png`` and ``attention.png``.
 
 The report merges whatever results exist (cells of every process, a growth measurement when
 ``growth.json`` is there); cells not run yet and failed cells are listed as such, so every cell of the
@@ -21,6 +22,7 @@ import torch
 from ..training.checkpoint import atomic_write_bytes
 from .config import Cell, StudyConfig, expand_cells
 from .growth import GrowthRow, rows_from_dict
+from .html import write_html
 from .papers import PAPERS_SECTION
 from .runner import ERROR_FILE, cell_dir, read_result
 
@@ -298,6 +300,7 @@ def write_report(cfg: StudyConfig, log=print) -> Path:
     lines += [PAPERS_SECTION]
     atomic_write_bytes(out / "cells.csv", cells_csv(rows))
     atomic_write_bytes(out / "report.md", "\n".join(lines).encode("utf-8"))
-    log(f"wrote {out / 'report.md'}, cells.csv" + "".join(f", {k}" for k, v in figures.items() if v)
+    write_html(out / "report.md", cfg.study.title, list(cfg.tasks))
+    log(f"wrote {out / 'report.md'}, report.html, cells.csv" + "".join(f", {k}" for k, v in figures.items() if v)
         + (", growth.csv, growth.png" if growth else ""))
     return out / "report.md"
