@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-cells", type=int, help="train at most this many cells, then stop (run again to go on)")
     p.add_argument("--out", help="study.out_dir")
     p.add_argument("--no-report", action="store_true", help="do not write the report after the cells")
+    p.add_argument("--report-dir", help="write the report files here (e.g. docs/study) instead of study.out_dir")
     p.set_defaults(func=handle)
 
 
@@ -56,14 +57,14 @@ def handle(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         data = {"config": vars(growth), "rows": rows_to_dict(rows)}
         atomic_write_bytes(out / GROWTH_FILE, json.dumps(data, indent=1).encode("utf-8"))
-        write_report(cfg)
+        write_report(cfg, report_dir=args.report_dir)
         return 0
     if action == "report":
-        write_report(cfg)
+        write_report(cfg, report_dir=args.report_dir)
         return 0
     progress = run_study(cfg, parse_shard(args.shard) if args.shard else None, args.max_cells)
     print(f"cells here: {len(progress.trained)} trained, {len(progress.reused)} reused, "
           f"{len(progress.failed)} failed" + (" (stopped at --max-cells)" if progress.stopped_early else ""))
     if not args.no_report:
-        write_report(cfg)
+        write_report(cfg, report_dir=args.report_dir)
     return 1 if progress.failed else 0

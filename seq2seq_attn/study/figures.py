@@ -52,8 +52,9 @@ def plot_quality(cfg: StudyConfig, rows: list[CellRow], path: Path) -> bool:
         finite = [v for vals in values for v in vals]
         if finite:
             lo, hi = min(finite), max(finite)
-            pad = max(hi - lo, abs(hi) * 0.02, 1e-3)
+            pad = max(hi - lo, abs(hi) * 0.02, 0.01)
             ax.set_xlim(lo - pad, hi + 0.5 * pad)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
         ax.set_yticks(list(ys))
         ax.set_yticklabels(names, fontsize=8)
         ax.invert_yaxis()

@@ -267,20 +267,37 @@ def load_growth(out_dir: Path) -> list[GrowthRow] | None:
     return rows_from_dict(json.loads(path.read_text(encoding="utf-8"))["rows"])
 
 
-def write_report(cfg: StudyConfig, log=print) -> Path:
+def _provenance(cfg: StudyConfig, rows: list[CellRow]) -> str:
+    """Command, machine and dates: every figure of the report is read with them."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines() if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    dates = sorted(r.result["date"] for r in rows if r.result and "date" in r.result)
+    when = f"cells measured {dates[0]} to {dates[-1]}" if dates else "no cell measured yet"
+    return (f"Command: `seq2seq-attn study {cfg.path}` (then `study growth`, `study report`). Machine: "
+            f"{cpu}, {os.cpu_count()} CPUs seen, study device "
+            f"{cfg.study.device}, torch {torch.__version__}; {when}.")
+
+
+def write_report(cfg: StudyConfig, log=print, report_dir: str | Path | None = None) -> Path:
     """Write the report files of ``cfg`` from whatever results exist; returns the Markdown file."""
     from .figures import plot_attention, plot_growth, plot_quality
 
-    out = Path(cfg.study.out_dir)
+    out = Path(report_dir or cfg.study.out_dir)  # e.g. docs/study; the results stay in study.out_dir
     out.mkdir(parents=True, exist_ok=True)
     rows = collect(cfg)
-    growth = load_growth(out)
+    growth = load_growth(Path(cfg.study.out_dir))
     done = sum(r.status == "done" for r in rows)
     failed = [r for r in rows if r.status == "failed"]
     lines = [f"# {cfg.study.title}", "",
              f"Study file `{cfg.path}`: {len(rows)} cells ({len(cfg.tasks)} tasks × mechanisms × "
              f"{len(cfg.study.seeds)} seeds), {done} done, {len(failed)} failed, "
-             f"{len(rows) - done - len(failed)} not run yet. torch {torch.__version__}.", ""]
+             f"{len(rows) - done - len(failed)} not run yet.", "", _provenance(cfg, rows), ""]
     figures = {"quality.png": plot_quality(cfg, rows, out / "quality.png"),
                "attention.png": plot_attention(rows, out / "attention.png")}
     lines += quality_section(cfg, rows)

@@ -75,10 +75,13 @@ def read_result(cfg: StudyConfig, cell: Cell) -> dict | None:
 
 
 def train_cell(cfg: StudyConfig, cell: Cell, device: str) -> tuple[Path, bool]:
-    """Train the cell (resuming from its checkpoint when it has one); returns (run dir, resumed).
+    """Train the cell (resuming from its checkpoint when it has one and no results of other settings);
+    returns (run dir, resumed).
     Raises ``RuntimeError`` when the Trainer exits with a non-zero code."""
     run_dir = cell_dir(cfg, cell) / "run"
-    resume = read_latest(run_dir) is not None
+    # A results file of other settings (the study file changed): that run is stale, start it over.
+    stale = (cell_dir(cfg, cell) / RESULT_FILE).is_file()
+    resume = not stale and read_latest(run_dir) is not None
     overrides = {**cell.overrides, "training.run_dir": str(run_dir), "training.device": device}
     code = tasks.train(cell.kind, cell.config, overrides, resume=resume, overwrite=not resume, device=device)
     if code == 130:
