@@ -218,6 +218,21 @@ def test_attention_statistics_by_hand():
     assert stats["modules"] == 2 and "entropy" not in stats  # Non-local's 1/N scores: no figure
 
 
+def test_findings_across_modalities_claim_only_beyond_the_seed_noise(tmp_path, monkeypatch):
+    from seq2seq_attn.study.report import CellRow, findings_section
+
+    monkeypatch.chdir(REPO)
+    cfg = load_study(_study_file(tmp_path, lambda d: d["study"].update(seeds=[1, 2, 3])))
+    values = {("demo_cls", "additive"): [0.80, 0.81, 0.82], ("demo_cls", "none"): [0.70, 0.71, 0.72],
+              ("demo_mt", "additive"): [10.0, 20.0, 30.0], ("demo_mt", "none"): [15.0, 16.0, 17.0]}
+    rows = [CellRow(c, {"quality": {"m": values[(c.task, c.mechanism)][c.seed - 1]}, "metric": "m"}, None)
+            for c in expand_cells(cfg)]
+    text = "\n".join(findings_section(cfg, rows))
+    assert "demo_cls (classify, test accuracy): best `additive` 0.81 ± 0.01; above `none`" in text
+    assert "demo_mt (translation, test bleu): best `additive` 20 ± 10; inside the seed noise of `none`" in text
+    assert "text tasks where attention beats no attention beyond the noise: 1 of 2 judged." in text
+
+
 def test_noise_notes():
     notes = noise_notes({"a": (80.0, 1.0, 3), "b": (79.5, 1.0, 3), "c": (70.0, 1.0, 3), "d": (75.0, None, 1)})
     assert notes == {"a": "best", "b": "within seed noise of a", "c": "below a (spreads do not overlap)",

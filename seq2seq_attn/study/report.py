@@ -127,6 +127,53 @@ def quality_section(cfg: StudyConfig, rows: list[CellRow]) -> list[str]:
     return lines
 
 
+def _task_stats(rows: list[CellRow], task: str) -> dict[str, tuple[float | None, float | None, int]]:
+    groups = _groups(rows)
+    out = {}
+    for (t, m), cells in groups.items():
+        if t == task:
+            values = [v for r in cells if (v := r.figure()) is not None]
+            out[m] = (*_mean_std(values), len(values))
+    return out
+
+
+def findings_section(cfg: StudyConfig, rows: list[CellRow], baseline: str = "none") -> list[str]:
+    """Computed reading aids, per task and per modality: the best mechanism and whether it is above the
+    no-attention baseline beyond the seed noise (mean - std above the baseline's mean + std)."""
+    lines = ["## Across text and images", "",
+             f"Computed from the quality table: does the best mechanism of each task beat `{baseline}` (no "
+             "attention) beyond the seed noise? Read it with the cost table: a gain that costs 3x the time "
+             "is a different finding from a free one.", ""]
+    verdicts: dict[str, list[bool]] = {"text": [], "image": []}
+    for task_name, task in cfg.tasks.items():
+        stats = {m: s for m, s in _task_stats(rows, task_name).items() if s[0] is not None}
+        if not stats:
+            lines.append(f"- {task_name}: no results yet.")
+            continue
+        best = max(stats, key=lambda m: stats[m][0])
+        mean, std, _ = stats[best]
+        shown = f"{mean:.3g}" + (f" ± {std:.2g}" if std is not None else "")
+        base = stats.get(baseline)
+        if base is None or best == baseline:
+            verdict = "the baseline itself is best" if best == baseline else f"no `{baseline}` cell to compare"
+            beats = False if best == baseline else None
+        elif std is None or base[1] is None:
+            verdict, beats = "one seed: not judged", None
+        else:
+            beats = mean - std > base[0] + base[1]
+            verdict = (f"above `{baseline}` ({base[0]:.3g} ± {base[1]:.2g}) beyond the seed noise" if beats else
+                       f"inside the seed noise of `{baseline}` ({base[0]:.3g} ± {base[1]:.2g}): not claimed")
+        if beats is not None:
+            verdicts["image" if task.kind == "vision" else "text"].append(beats)
+        lines.append(f"- {task_name} ({task.kind}, test {task.metric}): best `{best}` {shown}; {verdict}.")
+    lines.append("")
+    for modality, got in verdicts.items():
+        if got:
+            lines.append(f"- {modality} tasks where attention beats no attention beyond the noise: "
+                         f"{sum(got)} of {len(got)} judged.")
+    return lines + [""]
+
+
 def cost_section(cfg: StudyConfig, rows: list[CellRow]) -> list[str]:
     lines = ["## Cost", "",
              "One training batch of the task (the first of epoch 0), through the task's own loss: forward "
@@ -303,7 +350,7 @@ def write_report(cfg: StudyConfig, log=print, report_dir: str | Path | None = No
     lines += quality_section(cfg, rows)
     if figures["quality.png"]:
         lines += ["![quality](quality.png)", ""]
-    lines += cost_section(cfg, rows) + attention_section(rows)
+    lines += findings_section(cfg, rows) + cost_section(cfg, rows) + attention_section(rows)
     if figures["attention.png"]:
         lines += ["![attention](attention.png)", ""]
     lines += identity_section()
