@@ -88,6 +88,7 @@ def test_cli_overfits_exact_captions_and_predict_writes_nbest_and_strips(cli_run
     root, data, folder = cli_run
     metrics = json.loads((root / "run" / "test_metrics.json").read_text(encoding="utf-8"))
     assert metrics["exact"] == 100.0 and metrics["word_acc"] == 100.0 and metrics["chrf"] == 100.0
+    assert metrics["signatures"]["bleu"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     out = root / "pred"
     files = [str(folder / f"{n}.png") for n in data.names[:3]]
     assert main(["caption", "predict", str(root / "run"), "--images", *files, "--out", str(out), "--beam", "3",

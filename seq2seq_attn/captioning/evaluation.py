@@ -106,9 +106,11 @@ def word_correctness(alphas: torch.Tensor, boxes: Sequence[Sequence[Any]], lengt
 
 
 def finish_metrics(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]],
-                   nll: float, tokens: int, correctness: Sequence[torch.Tensor]) -> dict[str, float]:
-    """The metrics dict of one evaluation (see the module doc); ``attn_correctness`` (the mean over the words
-    of ``correctness`` that have a box) only when some word has one."""
+                   nll: float, tokens: int, correctness: Sequence[torch.Tensor]
+                   ) -> tuple[dict[str, float], list[CorpusScore]]:
+    """The metrics dict of one evaluation (see the module doc; ``attn_correctness``, the mean over the words of
+    ``correctness`` that have a box, only when some word has one) and sacrebleu's BLEU and chrF with their
+    signatures."""
     from .correctness import mean_attention_correctness
 
     correct, total = word_accuracy(hypotheses, references)
@@ -121,4 +123,4 @@ def finish_metrics(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
     mean, boxed = mean_attention_correctness(correctness)
     if boxed:
         metrics["attn_correctness"] = mean
-    return metrics
+    return metrics, [bleu, chrf]

@@ -26,7 +26,7 @@ from .config import CaptionConfig
 from .evaluation import search_images
 from .figures import save_attention_strip
 from .model import build_caption_model
-from .task import CaptionInputs, CaptionTask, evaluate_captions, load_caption_vocab, load_splits
+from .task import CaptionInputs, CaptionTask, load_caption_vocab, load_splits, score_captions
 
 
 def train(config_path: str | Path, overrides: dict | None = None, resume: bool = False, overwrite: bool = False,
@@ -88,13 +88,15 @@ def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: st
 def evaluate(run: CaptionRun, split: str | None = None, beam_size: int | None = None, limit: int | None = None
              ) -> dict[str, float]:
     """Score ``run`` on ``split`` (default: the config's ``test_split``) with beam ``beam_size`` (default
-    ``decoding.beam_size``): the metrics of :func:`~.task.evaluate_captions`, printed and written to
-    ``run_dir/test_metrics.json`` (with the split, beam and weights)."""
+    ``decoding.beam_size``): the metrics of :func:`~.task.evaluate_captions`, printed with sacrebleu's BLEU and
+    chrF lines and signatures, and written to ``run_dir/test_metrics.json`` (with the split, beam, weights and
+    signatures)."""
     split = split or run.cfg.test_split
     data = load_splits(run.cfg, [split])[0]
     beam = run.cfg.decoding.beam_size if beam_size is None else beam_size
-    metrics = evaluate_captions(run.model, data, run.vocab, run.device, run.cfg, limit, beam)
-    record = {"split": split, "beam": beam, "weights": str(run.weights), **metrics}
+    metrics, scores = score_captions(run.model, data, run.vocab, run.device, run.cfg, limit, beam)
+    record = {"split": split, "beam": beam, "weights": str(run.weights), **metrics,
+              "signatures": {s.name: s.signature for s in scores}}
     atomic_write_bytes(run.run_dir / "test_metrics.json", json.dumps(record, indent=1).encode("utf-8"))
     count = len(data.captions) if limit is None else min(limit, len(data.captions))
     line = (f"{split} ({count} images, beam {beam}, {run.weights.name}): word accuracy {metrics['word_acc']:.2f}%, "
@@ -102,6 +104,8 @@ def evaluate(run: CaptionRun, split: str | None = None, beam_size: int | None = 
     if "attn_correctness" in metrics:
         line += f", attention correctness {metrics['attn_correctness']:.3f}"
     print(line)
+    for s in scores:
+        print(f"  {s.text}\n    signature: {s.signature}")
     return metrics
 
 

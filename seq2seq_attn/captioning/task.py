@@ -25,6 +25,7 @@ from ..attention import sampled_attention
 from ..classification.text import WordVocab, load_vocab
 from ..training.checkpoint import atomic_write_json
 from ..training.task import StepOutput
+from ..translation.metrics import CorpusScore
 from ..translation.subwords import PAD
 from ..translation.task import label_smoothed_nll, sentence_nll
 from .config import CaptionConfig
@@ -159,13 +160,19 @@ class CaptionTask:
         return evaluate_captions(model, self.valid_set, self.vocab, device, self.cfg, self.cfg.eval_images)
 
 
-@torch.no_grad()
 def evaluate_captions(model: CaptionModel, data: Any, vocab: WordVocab, device: torch.device | str,
-                      cfg: CaptionConfig, limit: int | None = None, beam_size: int = 1
-                      ) -> dict[str, float]:
+                      cfg: CaptionConfig, limit: int | None = None, beam_size: int = 1) -> dict[str, float]:
     """Loss/perplexity (teacher forcing on every caption), and on the captions found with ``beam_size``
     (greedy by default, no length penalty): BLEU, chrF, word accuracy, exact captions (%), and attention
     correctness when the set has boxes (see :mod:`.evaluation`)."""
+    return score_captions(model, data, vocab, device, cfg, limit, beam_size)[0]
+
+
+@torch.no_grad()
+def score_captions(model: CaptionModel, data: Any, vocab: WordVocab, device: torch.device | str,
+                   cfg: CaptionConfig, limit: int | None = None, beam_size: int = 1
+                   ) -> tuple[dict[str, float], list[CorpusScore]]:
+    """:func:`evaluate_captions`'s metrics and sacrebleu's BLEU and chrF results (with signatures)."""
     count = len(data.captions) if limit is None else min(limit, len(data.captions))
     if count == 0:
         raise ValueError("no images to evaluate")
