@@ -88,13 +88,15 @@ def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: st
 def evaluate(run: CaptionRun, split: str | None = None, beam_size: int | None = None, limit: int | None = None
              ) -> dict[str, float]:
     """Score ``run`` on ``split`` (default: the config's ``test_split``) with beam ``beam_size`` (default
-    ``decoding.beam_size``): the metrics of :func:`~.task.evaluate_captions`, printed with sacrebleu's BLEU and
+    ``decoding.beam_size``; the search options of ``decoding``): the metrics of
+    :func:`~.task.evaluate_captions`, printed with sacrebleu's BLEU and
     chrF lines and signatures, and written to ``run_dir/test_metrics.json`` (with the split, beam, weights and
     signatures)."""
     split = split or run.cfg.test_split
     data = load_splits(run.cfg, [split])[0]
     beam = run.cfg.decoding.beam_size if beam_size is None else beam_size
-    metrics, scores = score_captions(run.model, data, run.vocab, run.device, run.cfg, limit, beam)
+    metrics, scores = score_captions(run.model, data, run.vocab, run.device, run.cfg, limit, beam,
+                                     run.cfg.decoding)
     record = {"split": split, "beam": beam, "weights": str(run.weights), **metrics,
               "signatures": {s.name: s.signature for s in scores}}
     atomic_write_bytes(run.run_dir / "test_metrics.json", json.dumps(record, indent=1).encode("utf-8"))

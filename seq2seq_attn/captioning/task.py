@@ -25,6 +25,7 @@ from ..attention import sampled_attention
 from ..classification.text import WordVocab, load_vocab
 from ..training.checkpoint import atomic_write_json
 from ..training.task import StepOutput
+from ..translation.config import SearchOptions
 from ..translation.metrics import CorpusScore
 from ..translation.subwords import PAD
 from ..translation.task import label_smoothed_nll, sentence_nll
@@ -170,14 +171,15 @@ def evaluate_captions(model: CaptionModel, data: Any, vocab: WordVocab, device: 
 
 @torch.no_grad()
 def score_captions(model: CaptionModel, data: Any, vocab: WordVocab, device: torch.device | str,
-                   cfg: CaptionConfig, limit: int | None = None, beam_size: int = 1
-                   ) -> tuple[dict[str, float], list[CorpusScore]]:
-    """:func:`evaluate_captions`'s metrics and sacrebleu's BLEU and chrF results (with signatures)."""
+                   cfg: CaptionConfig, limit: int | None = None, beam_size: int = 1,
+                   options: SearchOptions | None = None) -> tuple[dict[str, float], list[CorpusScore]]:
+    """:func:`evaluate_captions`'s metrics and sacrebleu's BLEU and chrF results (with signatures);
+    ``options``: the search's (default: plain, no length penalty)."""
     count = len(data.captions) if limit is None else min(limit, len(data.captions))
     if count == 0:
         raise ValueError("no images to evaluate")
     images = data.images[:count]
-    hyps = search_images(model, images, device, cfg.decoding.max_len_b, beam_size,
+    hyps = search_images(model, images, device, cfg.decoding.max_len_b, beam_size, options=options,
                          batch_size=cfg.eval_batch_size)
     hypotheses = [[vocab.itos[t] for t in h[0].tokens] if h else [] for h in hyps]
     references = [[list(c) for c in caps] for caps in data.captions[:count]]
