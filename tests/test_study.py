@@ -268,5 +268,7 @@ def test_bad_study_files_are_one_line_errors_naming_file_mechanism_and_key(tmp_p
 
     assert main(["study", str(_study_file(tmp_path, missing_config))]) == 2
     assert "configs/nope.yaml: config file not found" in capsys.readouterr().err
+    assert main(["study", str(_study_file(tmp_path, lambda d: d["growth"].update(repeats=0)))]) == 2
+    assert "study.yaml: growth: repeats, batch and threads must be >= 1" in capsys.readouterr().err
     assert main(["study", "grow", str(TINY)]) == 2
     assert "expected CONFIG, 'growth CONFIG' or 'report CONFIG'" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def _parse_words(words: list[str]) -> tuple[str, Path]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..study.config import GrowthConfig, load_study
+    from ..study.config import load_study
     from ..study.report import GROWTH_FILE, write_report
     from ..study.runner import parse_shard, run_study
     from ..training.checkpoint import atomic_write_bytes
@@ -51,7 +51,7 @@ def handle(args: argparse.Namespace) -> int:
     if action == "growth":
         from ..study.growth import rows_to_dict, run_growth
 
-        growth = cfg.growth or GrowthConfig()
+        growth = cfg.growth
         rows = run_growth(growth, log=print)
         out = Path(cfg.study.out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -128,6 +128,14 @@ class GrowthConfig:
     time_cap_s: float = 20.0
     backward: bool = True
 
+    def __post_init__(self) -> None:
+        if min(self.text_lengths + self.image_sides, default=1) < 1 or self.dim < 1 or self.channels < 1:
+            raise ValueError("text_lengths, image_sides, dim and channels must be >= 1")
+        if self.repeats < 1 or self.warmup < 0 or self.batch < 1 or self.threads < 1:
+            raise ValueError("repeats, batch and threads must be >= 1, warmup >= 0")
+        if not (self.memory_cap_mb > 0 and self.time_cap_s > 0):
+            raise ValueError("memory_cap_mb and time_cap_s must be > 0")
+
 
 @dataclass
 class StudyConfig:
@@ -136,7 +144,7 @@ class StudyConfig:
     study: StudySection = field(default_factory=StudySection)
     tasks: dict[str, StudyTask] = field(default_factory=dict)
     mechanisms: dict[str, Mechanism] = field(default_factory=dict)
-    growth: GrowthConfig | None = None
+    growth: GrowthConfig = field(default_factory=GrowthConfig)
     path: str = ""  # the file it was read from (set by load_study)
 
 
