@@ -10,7 +10,7 @@ import pytest
 
 from seq2seq_attn.cli import main
 from seq2seq_attn.config import from_dict
-from seq2seq_attn.layers import RaggedArray, RaggedWriter, build_folder
+from seq2seq_attn.layers import RaggedArray, RaggedView, RaggedWriter, build_folder
 from seq2seq_attn.translation.config import TranslationConfig
 from seq2seq_attn.translation.corpus import read_corpus
 from seq2seq_attn.translation.data import filter_encoded, filter_pairs
@@ -50,13 +50,41 @@ def test_ragged_array_round_trip_and_pickles_as_its_folder(tmp_path: Path) -> No
     assert writer.close() == 4
     arr = RaggedArray(tmp_path, "x")
     assert [arr[i].tolist() for i in range(4)] == seqs and arr.lengths.tolist() == [3, 0, 1, 2]
-    assert isinstance(arr.ids, np.memmap) and arr.gather([3, 0], (9,)) == [[1, 2, 9], [5, 6, 7, 9]]
+    assert arr.gather([3, 0], (9,)) == [[1, 2, 9], [5, 6, 7, 9]] and arr[-1].tolist() == [1, 2]
+    with pytest.raises(IndexError):
+        arr[4]
     assert len(pickle.dumps(arr)) < 300 and pickle.loads(pickle.dumps(arr))[0].tolist() == [5, 6, 7]
     with pytest.raises(ValueError, match="id outside"):
         RaggedWriter(tmp_path, "y", np.uint16).extend([[70000]])
     (tmp_path / "x.ids").write_bytes(b"\0\0")  # truncated
     with pytest.raises(ValueError, match="incomplete"):
         RaggedArray(tmp_path, "x")
+
+
+def test_stored_lengths_are_compact_and_equal_the_offsets_differences(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    short = [rng.integers(0, 9, int(n)).tolist() for n in rng.integers(0, 40, 500)]
+    for name, seqs, dtype in (("short", short, np.uint16), ("long", [*short, [1] * 70_000], np.int32)):
+        writer = RaggedWriter(tmp_path, name, np.uint16)
+        writer.extend(seqs)
+        writer.close()
+        arr = RaggedArray(tmp_path, name)
+        assert arr.lengths.dtype == dtype and arr.lengths.tolist() == np.diff(arr.offsets).tolist()
+        assert arr.lengths.tolist() == [len(s) for s in seqs]
+    view = RaggedView(arr, np.array([500, 2, 0]), suffix=(9,))  # the 70,000-long one: no uint16 wrap
+    assert view.keep.dtype == np.int32 and view.lengths.tolist() == [70_001, len(short[2]) + 1, len(short[0]) + 1]
+    assert view.lengths.dtype == np.int32 and view[1] == [*short[2], 9]
+
+
+def test_reading_sequences_maps_nothing_into_the_process(tmp_path: Path) -> None:
+    """Random access by positioned reads: no page of the files is mapped, so none counts in the RSS."""
+    writer = RaggedWriter(tmp_path, "x", np.uint16)
+    writer.extend([[i % 7] * (i % 50) for i in range(20_000)])
+    writer.close()
+    arr = RaggedArray(tmp_path, "x")
+    picked = np.random.default_rng(0).integers(0, 20_000, 300)
+    assert [arr[int(i)].tolist() for i in picked] == [[i % 7] * (i % 50) for i in picked.tolist()]
+    assert str(tmp_path) not in Path("/proc/self/maps").read_text()
 
 
 def test_build_folder_leaves_nothing_half_written(tmp_path: Path) -> None:
@@ -137,3 +165,18 @@ def test_filters_on_arrays_work_in_chunks_with_the_same_result(monkeypatch) -> N
         assert keep.tolist() == list(want_keep)
         assert (report.total, report.empty, report.too_long, report.bad_ratio) == (
             want.total, want.empty, want.too_long, want.bad_ratio)
+
+
+def test_batches_from_the_stored_lengths_equal_the_list_path(tmp_path: Path) -> None:
+    """int32 kept indices and lengths from the compact files give the batches of the per-pair Python path."""
+    from types import SimpleNamespace
+
+    src_path, tgt_path = corpus(tmp_path)
+    cfg = config(tmp_path, src_path, tgt_path, max_len=100, max_ratio=3.0, batch_mode="tokens", max_tokens=40)
+    task = TranslationTask(cfg, tmp_path / "run", log=lambda s: None)
+    assert isinstance(task.train_src, RaggedView) and task.train_src.keep.dtype == np.int32
+    lists = SimpleNamespace(cfg=cfg, train_src=list(task.train_src), train_tgt=list(task.train_tgt))
+    assert len(lists.train_src) == len(task.train_src) > 250
+    for epoch in (0, 1):
+        want = [b.tolist() for b in TranslationTask.train_batches(lists, epoch)]
+        assert [b.tolist() for b in task.train_batches(epoch)] == want

@@ -272,3 +272,9 @@ def test_vectorized_token_fill_equals_the_per_example_fill(max_tokens) -> None:
     order = np.argsort(lengths, kind="stable")
     got = [b.tolist() for b in length_batches(lengths, max_tokens=max_tokens)]
     assert got == _reference_fill(lengths, order, max_tokens, None)
+    for dtype in (np.uint16, np.int32):  # the compact stored lengths give the same batches, shuffled or not
+        compact = lengths.astype(dtype)
+        assert [b.tolist() for b in length_batches(compact, max_tokens=max_tokens)] == got
+        shuffled = length_batches(compact, max_tokens=max_tokens, rng=np.random.default_rng(4),
+                                  shuffle_rng=np.random.default_rng(5))
+        assert [b.tolist() for b in shuffled] == _reference_token_batches(lengths, max_tokens, 4)

@@ -10,18 +10,19 @@ task, and it imports nothing of the project but :mod:`seq2seq_attn.attention`.
   and :class:`TransformerDecoderLayer` (key/value cache, beams grouped per sentence in cross-attention);
 - :mod:`.rnn`: :class:`PackedRNN`, the (bi)directional GRU/LSTM over packed sequences (translation encoder,
   attention classifier, HAN);
-- :mod:`.ragged`: :class:`RaggedArray` / :class:`RaggedWriter`, flat memory-mapped id sequences (encoded
-  corpora), :class:`RaggedView` (a filtered subset) and :func:`build_folder` (built once, atomically).
+- :mod:`.ragged`: :class:`RaggedArray` / :class:`RaggedWriter`, flat id sequences on disk read with
+  positioned reads (encoded corpora), :class:`RaggedView` (a filtered subset) and :func:`build_folder`
+  (built once, atomically).
 """
 
 from .batching import length_batches
 from .positions import POSITION_KINDS, PositionalEncoding, sinusoidal_positions
-from .ragged import RaggedArray, RaggedView, RaggedWriter, build_folder, ids_dtype
+from .ragged import RaggedArray, RaggedView, RaggedWriter, build_folder, ids_dtype, index_dtype
 from .rnn import RNN_CELLS, FinalState, PackedRNN
 from .text_io import is_gzip, open_text
 from .transformer import ACTIVATIONS, KV, Sublayers, TransformerDecoderLayer, TransformerEncoderLayer
 
 __all__ = ["ACTIVATIONS", "KV", "POSITION_KINDS", "RNN_CELLS", "FinalState", "PackedRNN", "PositionalEncoding",
            "RaggedArray", "RaggedView", "RaggedWriter", "Sublayers", "TransformerDecoderLayer",
-           "TransformerEncoderLayer", "build_folder", "ids_dtype", "is_gzip", "length_batches", "open_text",
-           "sinusoidal_positions"]
+           "TransformerEncoderLayer", "build_folder", "ids_dtype", "index_dtype", "is_gzip", "length_batches",
+           "open_text", "sinusoidal_positions"]

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .ragged import index_dtype
+
 #: Sentence-count mode sorts by length inside chunks of this many batches.
 BUCKET_BATCHES = 50
 
@@ -26,19 +28,22 @@ def _token_batches(lengths: np.ndarray, max_tokens: int, rng: np.random.Generato
     so memory stays flat for millions of pairs). In sorted order the batch's longest example is its last, so a
     batch starting at ``s`` holds the longest run ``k`` with ``sorted[s + j] * (j + 1) <= max_tokens`` for all
     ``j < k`` (at least one example: an over-long one gets a batch of its own)."""
+    index = index_dtype(len(lengths))
     if rng is None:
         order = np.argsort(lengths, kind="stable")
     else:
-        order = np.lexsort((rng.permutation(len(lengths)), lengths))  # by length, ties at random
-    index_dtype = np.int32 if len(lengths) < 2**31 else np.int64
-    order = order.astype(index_dtype, copy=False)
-    sorted_lengths = lengths[order].astype(np.int64)
+        ties = np.arange(len(lengths), dtype=index)
+        rng.shuffle(ties)  # == rng.permutation(len(lengths)) (same draws), in 4-byte ints
+        order = np.lexsort((ties, lengths))  # by length, ties at random
+        del ties
+    order = order.astype(index, copy=False)
+    sorted_lengths = lengths[order]  # the stored dtype; widened window by window below
     batches: list[np.ndarray] = []
     start, n = 0, len(order)
     while start < n:
         shortest = int(sorted_lengths[start])  # no batch from here holds more than max_tokens // shortest
         room = n - start if shortest == 0 else max(1, max_tokens // shortest)
-        window = sorted_lengths[start:start + room] * np.arange(1, min(room, n - start) + 1)
+        window = sorted_lengths[start:start + room].astype(np.int64) * np.arange(1, min(room, n - start) + 1)
         over = np.flatnonzero(window > max_tokens)
         size = max(1, int(over[0]) if len(over) else len(window))
         batches.append(order[start:start + size])

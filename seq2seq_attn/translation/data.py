@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..layers import index_dtype
 from .subwords import BOS, EOS, PAD
 
 
@@ -55,10 +56,11 @@ FILTER_CHUNK = 1 << 20
 def filter_encoded(src_lengths: np.ndarray, tgt_lengths: np.ndarray, empty: np.ndarray, max_len: int | None,
                    max_ratio: float | None) -> tuple[np.ndarray, FilterReport]:
     """:func:`filter_pairs` on arrays: ``src_lengths``/``tgt_lengths`` (N,) ids per side without EOS,
-    ``empty`` (N,) bool (either text empty). Returns the kept indices ((K,) int64, ascending) and the same
+    ``empty`` (N,) bool (either text empty); any integer dtypes (the compact stored ones). Returns the kept
+    indices ((K,) ascending, :func:`~seq2seq_attn.layers.index_dtype`: int32 below 2**31 pairs) and the same
     counts as :func:`filter_pairs`. Works in chunks of :data:`FILTER_CHUNK` pairs (flat memory for millions)."""
     total = len(empty)
-    kept = np.empty(total, dtype=np.int64)
+    kept = np.empty(total, dtype=index_dtype(total))
     n_kept = n_empty = n_long = n_ratio = 0
     for start in range(0, total, FILTER_CHUNK):
         part = slice(start, start + FILTER_CHUNK)

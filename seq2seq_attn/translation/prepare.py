@@ -55,26 +55,29 @@ def _key(*parts: object) -> str:
 
 @dataclass
 class EncodedPairs:
-    """An encoded training split on disk: ``src``/``tgt`` ragged arrays, ``empty`` (N,) bool, ``where`` (the
-    files, for messages), ``folder`` (the cache folder)."""
+    """An encoded training split on disk: ``src``/``tgt`` ragged arrays, ``where`` (the files, for messages),
+    ``folder`` (the cache folder); ``empty`` (N,) bool, read from ``empty.npy`` at each access (nothing of it
+    stays mapped once the filters have run)."""
 
     folder: Path
     src: RaggedArray
     tgt: RaggedArray
-    empty: np.ndarray
     where: str
 
     def __len__(self) -> int:
         return len(self.src)
 
+    @property
+    def empty(self) -> np.ndarray:
+        return np.load(self.folder / "empty.npy", mmap_mode="r")
+
     @classmethod
     def open(cls, folder: Path) -> EncodedPairs:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        src, tgt = RaggedArray(folder, "src"), RaggedArray(folder, "tgt")
-        empty = np.load(folder / "empty.npy", mmap_mode="r")
-        if not len(src) == len(tgt) == len(empty) == meta["pairs"]:
+        pairs = cls(folder, RaggedArray(folder, "src"), RaggedArray(folder, "tgt"), meta["where"])
+        if not len(pairs.src) == len(pairs.tgt) == len(pairs.empty) == meta["pairs"]:
             raise ValueError(f"{folder}: encoded corpus is inconsistent; delete the folder to rebuild it")
-        return cls(folder, src, tgt, empty, meta["where"])
+        return pairs
 
 
 def _train_subwords(data: DataConfig, out: Path, log: Callable[[str], None]) -> None:

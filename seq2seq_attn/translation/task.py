@@ -45,10 +45,12 @@ def sentence_nll(logits: torch.Tensor, target: torch.Tensor, ignore_index: int =
 
 
 def pair_lengths(src: Sequence[list[int]], tgt: Sequence[list[int]]) -> np.ndarray:
-    """(N,) the batching length of each pair: ``max(len(source + EOS), len(target) + 1)``; from the arrays'
-    offsets alone when both sides are memory-mapped views."""
+    """(N,) the batching length of each pair: ``max(len(source + EOS), len(target) + 1)``; from the stored
+    lengths alone (int32, no int64 copy) when both sides are views of encoded arrays."""
     if isinstance(src, RaggedView) and isinstance(tgt, RaggedView):
-        return np.maximum(src.lengths, tgt.lengths + 1)
+        lengths = tgt.lengths
+        lengths += 1
+        return np.maximum(lengths, src.lengths, out=lengths)
     return np.asarray([max(len(s), len(t) + 1) for s, t in zip(src, tgt)], dtype=np.int64)
 
 
