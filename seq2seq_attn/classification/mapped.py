@@ -1,4 +1,4 @@
-"""Classification corpora at scale: the training file's documents as flat memory-mapped arrays (token ids,
+"""Classification corpora at scale: the training file's documents as flat arrays on disk (token ids,
 sentence lengths; :mod:`seq2seq_attn.layers.ragged`) and labels, read in streamed passes and cached, so a
 classifier trains on millions of documents in flat memory and a resume or later run starts from the cache.
 
@@ -121,7 +121,7 @@ def vocab_digest(vocab: Vocab) -> str:
 
 @dataclass
 class EncodedRows:
-    """Every usable row of the training file encoded: ``ids`` and ``sents`` ragged arrays (memory-mapped)."""
+    """Every usable row of the training file encoded: ``ids`` and ``sents`` ragged arrays (on disk)."""
 
     folder: Path
     ids: RaggedArray
@@ -195,7 +195,8 @@ def _encode_chunks(index: RowIndex, vocab: Vocab, data: DataConfig, hierarchical
 
 class MappedDocs(Sequence):
     """Documents ``rows`` of an :class:`EncodedRows` as :class:`EncodedDoc` (ids and sentence lengths read
-    from the memory map; no token strings). ``lengths``: (K,) token counts, from the offsets alone."""
+    from the files; no token strings). ``lengths``: (K,) token counts (the compact stored dtype), from the
+    lengths file alone."""
 
     def __init__(self, encoded: EncodedRows, rows: np.ndarray) -> None:
         self.encoded, self.rows = encoded, np.asarray(rows, dtype=np.int64)

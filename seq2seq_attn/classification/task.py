@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EncodedSplit:
-    docs: Sequence[EncodedDoc]  # a list, or the memory-mapped MappedDocs of a training file
+    docs: Sequence[EncodedDoc]  # a list, or the on-disk MappedDocs of a training file
     labels: np.ndarray  # (N,) int64 class indices
 
     def __len__(self) -> int:

@@ -1,5 +1,5 @@
 """``seq2seq-attn prepare CONFIG``: train the subword model(s) and encode the training corpus into the cache
-(flat memory-mapped arrays), so that ``train`` (every run, resume and rank on that corpus) starts at once.
+(flat arrays on disk), so that ``train`` (every run, resume and rank on that corpus) starts at once.
 ``--task classify``: the same for a ``classify`` config (labels and encoded documents of its training file)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     from ..training.cli import add_set_arg
 
-    p = sub.add_parser("prepare", help="encode a translation config's training corpus once (cached, memory-mapped)")
+    p = sub.add_parser("prepare", help="encode a translation config's training corpus once (cached, flat arrays)")
     p.add_argument("config", type=Path, help="YAML config of a run (its data section is used)")
     p.add_argument("--task", choices=["translate", "classify"], default="translate",
                    help="the kind of config (default: translate)")

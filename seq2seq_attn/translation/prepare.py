@@ -1,5 +1,5 @@
-"""Encode once: the training corpus as flat memory-mapped arrays, cached and shared by runs
-(``seq2seq-attn prepare CONFIG``; ``train``, resumes and later runs on the same corpus reuse it).
+"""Encode once: the training corpus as flat arrays on disk (:mod:`seq2seq_attn.layers.ragged`), cached and
+shared by runs (``seq2seq-attn prepare CONFIG``; ``train``, resumes and later runs on the same corpus reuse it).
 
 The cache (``data.cache_dir``, else ``$SEQ2SEQ_ATTN_CACHE``, else ``~/.cache/seq2seq_attn``) holds under
 ``translation/``:
@@ -154,7 +154,7 @@ def _encode(data: DataConfig, vocabs: Vocabs, out: Path, log: Callable[[str], No
 
 def prepare(cfg: TranslationConfig, run_dir: Path | None = None, log: Callable[[str], None] = print,
             resume: bool = False) -> tuple[Vocabs, EncodedPairs]:
-    """The subword models and the memory-mapped training split, from the cache when present (see the module
+    """The subword models and the encoded training split, from the cache when present (see the module
     docstring). ``resume``: use the subword models of the run's folder ``run_dir`` (see
     :func:`subword_models`); nothing is written there."""
     data = cfg.data
@@ -164,6 +164,6 @@ def prepare(cfg: TranslationConfig, run_dir: Path | None = None, log: Callable[[
     key = _key(digest, hashlib.sha256(model_bytes).hexdigest())
     folder = cache_root(data) / "translation" / f"enc-{key}"
     if folder.is_dir():
-        log(f"train: memory-mapped corpus from the cache {folder}")
+        log(f"train: corpus token ids from the cache {folder}")
     build_folder(folder, lambda tmp: _encode(data, vocabs, tmp, log))
     return vocabs, EncodedPairs.open(folder)
