@@ -113,8 +113,10 @@ def bench_size(pairs: int, args: argparse.Namespace, dev: Path, row: dict) -> di
     out = args.out / f"{pairs}"
     src, tgt = build_corpus(out / "data", pairs)
     cache = args.out / "cache"
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
     row.update({"pairs": pairs, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": f"{platform.platform()}, {os.cpu_count()} CPUs"})
+                "machine": f"{platform.platform()}, {os.cpu_count()} CPUs", "commit": commit})
     base = overrides(src, tgt, dev, out / "run_mmap_prepare", cache, args.steps)
     sets = [a for o in base for a in ("--set", o)]
     stdout, wall, rss = run([sys.executable, "-m", "seq2seq_attn", "prepare", str(CONFIG), *sets], REPO,
