@@ -188,6 +188,7 @@ def test_growth_fit_recovers_a_known_exponent_and_caps_stop_the_growth():
     row = GrowthRow("x", "text", [GrowthPoint(n, fwd_ms=2e-5 * n ** 2, fwd_peak=int(8 * n * n)) for n in sizes])
     row.fit()
     assert row.time_exponent == pytest.approx(2.0) and row.memory_exponent == pytest.approx(2.0, abs=1e-3)
+    assert row.tail_time_exponent == pytest.approx(2.0)
     # A real mechanism: quadratic memory, stopped where the predicted peak exceeds the cap.
     cfg = GrowthConfig(text_lengths=[32, 64, 128, 256, 512], repeats=1, warmup=0, memory_cap_mb=0.3,
                        backward=False)

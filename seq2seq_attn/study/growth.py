@@ -155,11 +155,15 @@ class GrowthRow:
     time_exponent: float | None = None
     memory_exponent: float | None = None
     limit: str = ""
+    tail_time_exponent: float | None = None  # slope between the two largest sizes (fixed overheads matter less)
 
     def fit(self) -> None:
         ok = [p for p in self.points if p.status == "ok"]
         if len({p.positions for p in ok}) >= 2:
             self.time_exponent = fit_exponent([p.positions for p in ok], [max(p.fwd_ms, 1e-6) for p in ok])[0]
+            tail = ok[-2:]
+            self.tail_time_exponent = fit_exponent([p.positions for p in tail],
+                                                   [max(p.fwd_ms, 1e-6) for p in tail])[0]
             if all(p.fwd_peak for p in ok):
                 self.memory_exponent = fit_exponent([p.positions for p in ok], [p.fwd_peak for p in ok])[0]
 
@@ -253,4 +257,8 @@ def rows_to_dict(rows: list[GrowthRow]) -> list[dict]:
 
 
 def rows_from_dict(data: list[dict]) -> list[GrowthRow]:
-    return [GrowthRow(**{**d, "points": [GrowthPoint(**p) for p in d["points"]]}) for d in data]
+    """Rows read back from ``growth.json``; the fits are recomputed from the points."""
+    rows = [GrowthRow(**{**d, "points": [GrowthPoint(**p) for p in d["points"]]}) for d in data]
+    for row in rows:
+        row.fit()
+    return rows
