@@ -43,8 +43,14 @@ def attention_heatmaps(model: nn.Module, x: torch.Tensor, min_size: int = 7) -> 
     ``min_size`` a side (else the first one), and a note on what is shown; None without attention modules.
 
     The module's recorded maps are used where they are spatial; for channel-only modules the figure shows the
-    channel mean of the module's output magnitude instead (noted as such).
+    channel mean of the module's output magnitude instead (noted as such). A ViT shows the class token's
+    attention rollout over the patches (Abnar & Zuidema, 2020).
     """
+    if hasattr(model, "rollout"):  # ViT: the class token's attention rollout over the patches
+        _, heat = model.rollout(x)  # (B, h, w)
+        note = f"rollout at {heat.shape[-2]}x{heat.shape[-1]}"
+        heat = F.interpolate(heat[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return _scaled(heat), note
     modules = model.attention_modules() if hasattr(model, "attention_modules") else []
     if not modules:
         return None
@@ -70,9 +76,14 @@ def attention_heatmaps(model: nn.Module, x: torch.Tensor, min_size: int = 7) -> 
     else:
         heat, note = out.float().abs().mean(1), f"|output| {h}x{w} (no spatial map)"
     heat = F.interpolate(heat[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return _scaled(heat), note
+
+
+def _scaled(heat: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) maps, each scaled to [0, 1]."""
     lo = heat.amin(dim=(1, 2), keepdim=True)
     hi = heat.amax(dim=(1, 2), keepdim=True)
-    return (heat - lo) / (hi - lo).clamp_min(1e-12), note
+    return (heat - lo) / (hi - lo).clamp_min(1e-12)
 
 
 def plot_attention_maps(images: torch.Tensor, heatmaps: dict[str, tuple[torch.Tensor, str]], path: Path,

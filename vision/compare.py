@@ -111,7 +111,7 @@ def _benchmark_module(cfg: VisionCompareConfig, row: ModuleResult, num_classes: 
     """Fill ``row``'s parameters, FLOPs, latency and memory (``compare.bench_threads`` CPU threads)."""
     cc = cfg.compare
     torch.manual_seed(0)
-    model = build_model(module_model_config(cfg, row.module), num_classes, input_size[1])
+    model = build_model(module_model_config(cfg, row.module), num_classes, input_size[1], input_size[2:])
     with cpu_threads((cc.bench_threads or None) if bench_device.type == "cpu" else None):
         stats = benchmark(model, input_size, num_classes, bench_device, cc.bench_warmup, cc.bench_repeats)
     for k, v in stats.items():

@@ -168,9 +168,33 @@ class SpatialTransformerConfig:
 
 
 @dataclass
+class ViTConfig:
+    """The Vision Transformer (``arch: vit``, Dosovitskiy et al., 2021; see ``vision/models/vit.py``): the
+    shared Transformer encoder layers over P x P patches and a class token."""
+
+    patch: int = 4  # P: patch side in pixels; must divide the image size
+    dim: int = 192  # D: token width
+    depth: int = 6  # L: encoder layers
+    heads: int = 3
+    mlp_ratio: float = 2.0  # feed-forward width = mlp_ratio * D
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    pre_ln: bool = True  # the paper's pre-LN layers and final LayerNorm; False: post-LN
+
+    def __post_init__(self) -> None:
+        if min(self.patch, self.dim, self.depth, self.heads) < 1 or not self.mlp_ratio > 0:
+            raise ValueError("vit.patch, dim, depth, heads must be >= 1 and mlp_ratio > 0")
+        if self.dim % self.heads:
+            raise ValueError(f"vit.dim ({self.dim}) must be divisible by vit.heads ({self.heads})")
+        if not (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1):
+            raise ValueError("vit.dropout and vit.attention_dropout must be in [0, 1)")
+
+
+@dataclass
 class VisionModelConfig:
-    """The backbone and where the attention module goes (see ``vision/models/resnet.py``), or a recurrent
-    attention model (``arch: ram`` or ``soft_rnn``, configured by ``recurrent``).
+    """The backbone and where the attention module goes (see ``vision/models/resnet.py``), a recurrent
+    attention model (``arch: ram`` or ``soft_rnn``, configured by ``recurrent``) or the Vision Transformer
+    (``arch: vit``, configured by ``vit``).
 
     ``attention``: a name from ``vision.list_attention()`` or null for the plain ResNet;
     ``attention_kwargs`` go to ``vision.create_attention`` (e.g. ``{rd_ratio: 0.0625}``);
@@ -192,10 +216,12 @@ class VisionModelConfig:
     spatial_transformer: SpatialTransformerConfig = field(default_factory=SpatialTransformerConfig)
     racnn: RACNNConfig = field(default_factory=RACNNConfig)  # arch racnn
     clip: ClipConfig = field(default_factory=ClipConfig)  # arch clipnet
+    vit: ViTConfig = field(default_factory=ViTConfig)  # arch vit
 
     def __post_init__(self) -> None:
-        if self.arch not in (*ARCHS, *RECURRENT_ARCHS):
-            raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join((*ARCHS, *RECURRENT_ARCHS))}")
+        archs = (*ARCHS, *RECURRENT_ARCHS, "vit")
+        if self.arch not in archs:
+            raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(archs)}")
         if self.stem_stride < 1:
             raise ValueError(f"stem_stride must be >= 1, got {self.stem_stride}")
         if self.attention in ("", "none"):

@@ -76,7 +76,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: st
     if inputs is None:
         task = VisionTask(cfg) if task is None else task
         inputs = task.input_spec
-    model = build_model(cfg.model, inputs.num_classes, inputs.channels)
+    model = build_model(cfg.model, inputs.num_classes, inputs.channels, inputs.image_shape[1:])
     model, dev, weights = load_weights_for_inference(model, run_dir, which, device)
     return VisionRun(run_dir, cfg, model, dev, weights, inputs, task)
 

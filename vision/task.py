@@ -35,6 +35,7 @@ from .models.clipnet import ClipNet
 from .models.racnn import RecurrentAttentionCNN
 from .models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
 from .models.stn import SpatialTransformerNetwork
+from .models.vit import VisionTransformer
 
 
 def load_split(cfg: VisionDataConfig, split: str) -> ImageSet:
@@ -72,11 +73,14 @@ def prepare_data(cfg: VisionDataConfig) -> tuple[ImageSet, ImageSet, ImageSet]:
     return train.subset(order.sort().values), valid, test
 
 
-def build_model(cfg: VisionModelConfig, num_classes: int, in_channels: int) -> nn.Module:
-    """The configured ResNet with its attention modules, or a recurrent attention model; behind a spatial
+def build_model(cfg: VisionModelConfig, num_classes: int, in_channels: int,
+                image_size: Sequence[int] | None = None) -> nn.Module:
+    """The configured ResNet with its attention modules, a recurrent attention model or a ViT (which needs
+    ``image_size`` (H, W) for its position embeddings; ``ValueError`` without it); behind a spatial
     transformer when ``spatial_transformer.enabled``."""
-    model = _build_classifier(cfg, num_classes, in_channels)
     st = cfg.spatial_transformer
+    seen = st.out_size if st.enabled and st.out_size else image_size  # the size the classifier sees
+    model = _build_classifier(cfg, num_classes, in_channels, seen)
     if not st.enabled:
         return model
     from .attention.stn import SpatialTransformer
@@ -85,8 +89,15 @@ def build_model(cfg: VisionModelConfig, num_classes: int, in_channels: int) -> n
                                                         st.out_size), model)
 
 
-def _build_classifier(cfg: VisionModelConfig, num_classes: int, in_channels: int) -> nn.Module:
+def _build_classifier(cfg: VisionModelConfig, num_classes: int, in_channels: int,
+                      image_size: Sequence[int] | None = None) -> nn.Module:
     r = cfg.recurrent
+    if cfg.arch == "vit":
+        if image_size is None:
+            raise ValueError("arch vit needs the image size (H, W) to build its position embeddings")
+        v = cfg.vit
+        return VisionTransformer(num_classes, in_channels, image_size, v.patch, v.dim, v.depth, v.heads,
+                                 v.mlp_ratio, v.dropout, v.attention_dropout, v.pre_ln)
     if cfg.arch == "ram":
         return RecurrentAttentionModel(num_classes, in_channels, r.glimpses, r.patch, r.scales, r.std,
                                        r.what_hidden, r.where_hidden, r.hidden, r.core)
@@ -149,7 +160,7 @@ class VisionTask:
         return self.input_spec.image_shape
 
     def build_model(self) -> nn.Module:
-        return build_model(self.config.model, self.num_classes, self.image_shape[0])
+        return build_model(self.config.model, self.num_classes, self.image_shape[0], self.image_shape[1:])
 
     def train_batches(self, epoch: int) -> list[list[int]]:
         """A fresh permutation per epoch, from (seed, epoch) only."""

@@ -1,5 +1,6 @@
 """The vision view's data: each input image with the attention of every module of the run's ResNet, per
-stage, captured with ``capture_attention``, and Grad-CAM (Selvaraju et al., 2017, through captum's
+stage, captured with ``capture_attention`` (a ViT: each layer's class-token weights and the attention
+rollout), and Grad-CAM (Selvaraju et al., 2017, through captum's
 ``LayerGradCam`` on the last stage) of the predicted class beside them.
 
 Each recorded map is shown by what its axes are (:func:`describe`): spatial gates (CBAM spatial, sSE, BAM,
@@ -129,10 +130,29 @@ def describe(w: np.ndarray, c: int, h: int, width: int, channel_affinity: bool =
     return {"kind": "other", "note": f"weights of shape {list(w.shape)} (not drawn)"}
 
 
+def transformer_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
+    """A ViT's logits (1, classes) and entries for one normalized image: per layer, the class token's weights
+    over the patches (heads averaged), then the attention rollout (Abnar & Zuidema, 2020) of all layers."""
+    with torch.no_grad(), capture_attention(model, cpu=True) as maps:
+        logits = model(x)
+    h, w = model.grid
+    entries = []
+    for i in range(len(model.layers)):
+        weights = maps[f"layers.{i}.self_attn"][-1][0].float().mean(0)  # (S, S)
+        entry = _spatial(weights[0, 1:].reshape(h, w).numpy(), "class token's weights over the patches")
+        entries.append({**entry, "name": f"layers.{i}.self_attn", "stage": i + 1})
+    rollout = model.rollout_from(maps)[0].numpy()
+    entries.append({**_spatial(rollout, "class token's attention rollout over all layers"), "name": "rollout",
+                    "stage": len(model.layers) + 1})
+    return logits, entries
+
+
 def module_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
     """Logits (1, classes) and every attention module's entries for one normalized image (1, C, H, W)."""
     from vision.attention.danet import ChannelContrastScore
 
+    if hasattr(model, "rollout_from"):
+        return transformer_maps(model, x)
     modules = model.attention_modules() if hasattr(model, "attention_modules") else []
     names = {id(m): n for n, m in model.named_modules()}
     shapes: dict[str, tuple[int, ...]] = {}
@@ -166,7 +186,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
     """(H, W) Grad-CAM of class ``target`` on the last stage, upsampled to the image, ReLU, scaled to [0, 1]."""
     from captum.attr import LayerAttribution, LayerGradCam
 
-    layer = model.stages[-1] if hasattr(model, "stages") else model
+    layer = getattr(model, "cam_layer", None) or (model.stages[-1] if hasattr(model, "stages") else model)
     attr = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
     up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
     cam = up[0, 0].detach().double().cpu().numpy().clip(min=0)

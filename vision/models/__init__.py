@@ -1,4 +1,5 @@
-"""Backbones for the vision attention modules: CIFAR ResNets, ResNet-18 (CIFAR stem) and a small MNIST ResNet."""
+"""Backbones for the vision attention modules: CIFAR ResNets, ResNet-18 (CIFAR stem) and a small MNIST ResNet;
+the Vision Transformer on the shared Transformer layers."""
 
 from .resnet import (
     ARCHS,
@@ -13,8 +14,9 @@ from .resnet import (
     resnet56,
     resnet110,
 )
+from .vit import VisionTransformer, attention_rollout
 
 __all__ = [
     "ARCHS", "CIFAR_DEPTHS", "BasicBlock", "PadShortcut", "ResNet", "build_resnet", "mnist_resnet", "resnet18",
-    "resnet20", "resnet56", "resnet110",
+    "resnet20", "resnet56", "resnet110", "VisionTransformer", "attention_rollout",
 ]
