@@ -1,5 +1,5 @@
 """Attention maps of a trained vision model, overlaid on its input images (``attention_maps.png`` of
-``vision compare``).
+``vision compare``, beside the non-learned Itti-Koch saliency map of ``vision.saliency``).
 
 Each module's recorded weights (from ``capture_attention``) are turned into one spatial map per image where
 they have a spatial extent; channel-only modules are shown by the channel mean of their output magnitude.
@@ -88,7 +88,8 @@ def _scaled(heat: torch.Tensor) -> torch.Tensor:
 
 def plot_attention_maps(images: torch.Tensor, heatmaps: dict[str, tuple[torch.Tensor, str]], path: Path,
                         groups_per_row: int = 3) -> None:
-    """One panel group per module (the input images first): its map overlaid on the same images.
+    """One panel group per module (the input images first, then the Itti-Koch saliency map, the bottom-up map
+    every learned one can be compared with): its map overlaid on the same images.
 
     Groups are laid out ``groups_per_row`` to a row so that many modules still give a readable figure.
     """
@@ -97,8 +98,12 @@ def plot_attention_maps(images: torch.Tensor, heatmaps: dict[str, tuple[torch.Te
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .saliency import itti_koch_saliency
+
     n = images.shape[0]
-    entries: list[tuple[str, tuple[torch.Tensor, str] | None]] = [("input", None), *heatmaps.items()]
+    bottom_up = (itti_koch_saliency(images), "bottom-up, not learned")
+    entries: list[tuple[str, tuple[torch.Tensor, str] | None]] = [("input", None), ("Itti-Koch", bottom_up),
+                                                                   *heatmaps.items()]
     per_row = max(1, min(groups_per_row, len(entries)))
     rows = math.ceil(len(entries) / per_row)
     fig, axes = plt.subplots(rows, per_row * n, figsize=(1.0 * per_row * n, 1.25 * rows), squeeze=False)

@@ -195,6 +195,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
 
 def vision_data(run, paths: Sequence[Path]) -> dict:
     """Page data for the images at ``paths`` with a loaded run (:func:`vision.lifecycle.load_run`)."""
+    from vision.saliency import itti_koch_saliency
+
     classes = run.inputs.classes
     images = []
     for path in paths:
@@ -206,10 +208,12 @@ def vision_data(run, paths: Sequence[Path]) -> dict:
         label = classes[target] if target < len(classes) else str(target)
         images.append({"name": path.name, "png": png_base64(img), "label": label,
                        "prob": rounded([probs[target]])[0], "gradcam": quantize(grad_cam(run.model, x, target)),
+                       "saliency": quantize(itti_koch_saliency(img[None])[0].numpy()),
                        "h": img.shape[1], "w": img.shape[2], "entries": entries})
     notes = ("Per stage, each attention module's weights on the image: spatial maps as overlays (scaled to their "
              "range), channel gates as bars (scaled to their largest), self-attention as a query picker: click a "
              f"position on the left to see its weights over the keys on the right (each query scaled to its largest "
              f"weight; at most {MAX_QUERY_SIDE} x {MAX_QUERY_SIDE} query positions, strided). Grad-CAM of the "
-             "predicted class (captum, last stage) beside the input.")
+             "predicted class (captum, last stage) and the bottom-up saliency map of Itti, Koch and Niebur (1998; not "
+             "learned) beside the input.")
     return {"notes": notes, "images": images}

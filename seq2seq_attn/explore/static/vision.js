@@ -1,4 +1,4 @@
-// Vision view: per image, Grad-CAM beside the input, then per stage every attention module's weights:
+// Vision view: per image, Grad-CAM and the Itti-Koch saliency map beside the input, then per stage every attention module's weights:
 // overlays (spatial maps), bars (channel gates), or a query picker (self-attention: click a position).
 (function () {
   const P = hashParams();
@@ -45,6 +45,7 @@
     const top = el("div", "maps");
     top.appendChild(figure(overlay(img.png, 1, 1, null, false), "input"));
     top.appendChild(figure(overlay(img.png, img.h, img.w, decodeU8(img.gradcam), false), "Grad-CAM (predicted class)"));
+    if (img.saliency) top.appendChild(figure(overlay(img.png, img.h, img.w, decodeU8(img.saliency), false), "Itti-Koch saliency (bottom-up)"));
     box.appendChild(top);
     const stages = [...new Set(img.entries.map(e => e.stage))].sort((a, b) => a - b);
     if (!img.entries.length) box.appendChild(el("p", "note", "this model has no attention modules"));
