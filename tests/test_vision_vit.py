@@ -37,6 +37,8 @@ def test_shapes_tokens_and_bad_sizes():
         model(torch.randn(1, 3, 8, 8))
     with pytest.raises(ValueError, match="needs the image size"):
         build_model(VisionModelConfig(arch="vit"), 10, 3)
+    with pytest.raises(ValueError, match="arch vit has its own self-attention"):
+        VisionModelConfig(arch="vit", attention="se")
     with pytest.raises(ValueError, match="divisible by vit.heads"):
         ViTConfig(dim=10, heads=4)
 

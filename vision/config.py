@@ -226,6 +226,9 @@ class VisionModelConfig:
             raise ValueError(f"stem_stride must be >= 1, got {self.stem_stride}")
         if self.attention in ("", "none"):
             self.attention = None
+        if self.arch == "vit" and self.attention is not None:
+            raise ValueError(f"attention {self.attention!r}: the modules go into ResNets; arch vit has its own "
+                             "self-attention (set attention: null)")
         if self.attention is not None:
             from .registry import check_attention_kwargs, list_attention
 
