@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from _vision_runs import resumed_equals_uninterrupted
 
 from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.classification.models.transformer_classifier import TransformerClassifier
-from seq2seq_attn.cli import main
 from seq2seq_attn.layers import TransformerEncoderLayer
 from vision.attention_maps import attention_heatmaps
 from vision.config import VisionModelConfig, ViTConfig
@@ -123,17 +123,9 @@ training: {{run_dir: {tmp_path / run}, device: cpu, cpu_threads: 1, optimizer: a
 def test_vit_trains_and_resumes_exactly(tmp_path, monkeypatch):
     """``model.arch: vit`` trains through the Trainer; stopping at step 2 and resuming to step 4 gives the
     weights of one uninterrupted run (dropout and augmentation included)."""
-    from safetensors.torch import load_file
-
     monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
-    assert main(["vision", "train", str(_config(tmp_path, "whole")), "--set", "training.max_steps=4"]) == 0
-    parts = _config(tmp_path, "parts")
-    assert main(["vision", "train", str(parts), "--set", "training.max_steps=2"]) == 0
-    assert main(["vision", "train", str(parts), "--resume", "--set", "training.max_steps=4"]) == 0
-    a = load_file(tmp_path / "whole" / "checkpoints" / "step-000004.safetensors")
-    b = load_file(tmp_path / "parts" / "checkpoints" / "step-000004.safetensors")
-    assert "pos_embed" in a and "layers.1.self_attn.in_proj_weight" in a
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    weights = resumed_equals_uninterrupted(tmp_path, _config, steps=4, stop=2)
+    assert "pos_embed" in weights and "layers.1.self_attn.in_proj_weight" in weights
     assert json.loads((tmp_path / "whole" / "test_metrics.json").read_text())["err"] <= 100
 
 
