@@ -14,6 +14,8 @@ ACTIONS = ("growth", "report")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "study", help="compare attention mechanisms across text and image tasks: study [growth|report] CONFIG",
+        usage="seq2seq-attn study [growth|report] CONFIG [--shard I/N] [--max-cells N] [--out DIR] [--no-report] "
+              "[--report-dir DIR]",
         description="study CONFIG: train every (task, mechanism, seed) cell of a study file (resumable), then "
                     "write the report; study growth CONFIG: time and memory against the number of positions; "
                     "study report CONFIG: the report from the results present.")
