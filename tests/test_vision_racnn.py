@@ -121,3 +121,26 @@ def test_racnn_trains_through_the_trainer_draws_its_regions_and_resumes_exactly(
     weights = resumed_equals_uninterrupted(tmp_path, _tiny_racnn_config, steps=5, stop=3)
     assert int(weights["steps"]) == 5
     assert (tmp_path / "whole" / "racnn_regions.png").stat().st_size > 1000
+
+
+def test_explore_draws_each_region_as_the_boxcar_mask_it_crops_with():
+    import base64
+
+    import numpy as np
+
+    from seq2seq_attn.explore.vision import module_maps
+
+    model = _model(k=2.0).eval()
+    x = torch.rand(1, 1, 24, 24)
+    logits, entries = module_maps(model, x)
+    assert logits.shape == (1, 3)
+    assert [e["name"] for e in entries] == ["region of scale 2", "region of scale 3"]
+    # at initialization: centred squares of half-side 0.5 and 0.25 ([-1, 1] units), i.e. 12 and 6 pixels wide
+    for entry, half in zip(entries, (0.5, 0.25)):
+        assert entry["kind"] == "spatial" and (entry["h"], entry["w"]) == (24, 24)
+        drawn = np.frombuffer(base64.b64decode(entry["data"]), dtype=np.uint8).reshape(24, 24) / 255.0
+        mask = boxcar_mask(torch.tensor([[0.0, 0.0, half]]), 24, 24, 2.0)[0].numpy()
+        expected = (mask - mask.min()) / (mask.max() - mask.min())  # the page scales each map to its range
+        np.testing.assert_allclose(drawn, expected, atol=1 / 255)
+        inside = slice(12 - int(half * 12) + 1, 12 + int(half * 12) - 1)
+        assert drawn[inside, inside].min() > 0.5 and drawn[0, 0] < 0.05

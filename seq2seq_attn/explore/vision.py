@@ -153,6 +153,12 @@ def module_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[d
 
     if hasattr(model, "rollout_from"):
         return transformer_maps(model, x)
+    if hasattr(model, "regions_as_masks"):  # RA-CNN: its recorded squares, drawn as the masks it crops with
+        with torch.no_grad(), capture_attention(model, cpu=True) as maps:
+            logits = model(x)
+        masks = model.regions_as_masks(maps[""][0], *x.shape[-2:])[0].numpy()  # (S - 1, H, W)
+        return logits, [dict(_spatial(m, f"RA-CNN: the region zoomed into at scale {s + 2} (boxcar mask)"),
+                             name=f"region of scale {s + 2}", stage=0) for s, m in enumerate(masks)]
     modules = model.attention_modules() if hasattr(model, "attention_modules") else []
     names = {id(m): n for n, m in model.named_modules()}
     shapes: dict[str, tuple[int, ...]] = {}

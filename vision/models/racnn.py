@@ -206,6 +206,13 @@ class RecurrentAttentionCNN(RecordsAttention):
                 fused = fused.detach()  # the fusion layer learns in the "cnn" phase only
         return fused
 
+    def regions_as_masks(self, regions: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Recorded ``regions`` (B, S - 1, 3) -> their boxcar masks (B, S - 1, height, width) on the original
+        image, with this model's steepness ``k`` (for drawing; values in [0, 1])."""
+        b, n, _ = regions.shape
+        masks = boxcar_mask(regions.reshape(b * n, 3).float(), height, width, self.k)
+        return masks.reshape(b, n, height, width)
+
     def auxiliary_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict] | None:
         """After a training forward pass: the summed cross-entropy of every scale ("cnn" phase) or the ranking
         loss (:func:`ranking_loss`, "apn" phase), summed over the images, with logs; ``None`` otherwise.
