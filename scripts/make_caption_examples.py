@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from seq2seq_attn.captioning.data import load_caption_split
+from seq2seq_attn.plotting import save_figure
 
 COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple")
 
@@ -38,10 +39,7 @@ def draw(sets: dict[str, object], per_set: int, out: Path) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row][0].set_ylabel(title, fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
+    save_figure(fig, out, dpi=80)
 
 
 def main() -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from seq2seq_attn.plotting import save_figure
+
 
 def glimpse_sensor(images: torch.Tensor, locations: torch.Tensor, patch: int, scales: int) -> torch.Tensor:
     """Extract the retina-like glimpse ``rho(x, l)``.
@@ -97,16 +99,3 @@ def frame_image_axis(ax, height: int, width: int, title: str | None = None) -> N
     ax.set_yticks([])
     if title is not None:
         ax.set_title(title, fontsize=8)
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    """Lay out the matplotlib figure ``fig``, write it as a PNG to ``path`` (folders made), close it; returns
-    the path. Shared by the figures of the glimpse paths, spatial transformer grids and RA-CNN boxes."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

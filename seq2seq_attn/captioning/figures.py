@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..plotting import save_figure
+
 
 def upsample_attention(weights: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
     """weights (T, L) over an ``grid`` = (h, w) feature map -> (T, H, W) bilinearly upsampled to ``size``,
@@ -50,8 +52,4 @@ def save_attention_strip(image: torch.Tensor, words: Sequence[str], weights: tor
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -8,6 +8,8 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..plotting import save_figure
+
 if TYPE_CHECKING:
     from .config import StudyConfig
     from .growth import GrowthRow
@@ -61,9 +63,7 @@ def plot_quality(cfg: StudyConfig, rows: list[CellRow], path: Path) -> bool:
         ax.set_xlabel(f"{task}: test {cfg.tasks[task].metric}")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("mean ± std over seeds (dots: seeds); differences inside the seed noise are not claimed", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -90,9 +90,7 @@ def plot_attention(rows: list[CellRow], path: Path) -> bool:
     ax.set_xlabel("attention entropy / log N (1 = uniform)")
     ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -122,6 +120,4 @@ def plot_growth(rows: list[GrowthRow], path: Path) -> None:
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=6, ncol=2)
     fig.suptitle("cost growth (x: first size not run: out of memory or over the cap)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

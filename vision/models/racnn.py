@@ -42,8 +42,9 @@ from torch import nn
 from torch.func import functional_call
 
 from seq2seq_attn.attention import RecordsAttention
+from seq2seq_attn.plotting import save_figure
 
-from ..glimpse import frame_image_axis, pixel_centre, save_figure
+from ..glimpse import frame_image_axis, pixel_centre
 
 
 def boxcar_mask(boxes: torch.Tensor, height: int, width: int, k: float) -> torch.Tensor:

@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from seq2seq_attn.plotting import save_figure
+
 from ..attention.stn import SpatialTransformer, grid_corners
-from ..glimpse import frame_image_axis, pixel_centre, save_figure
+from ..glimpse import frame_image_axis, pixel_centre
 
 
 class SpatialTransformerNetwork(nn.Module):
