@@ -1,5 +1,6 @@
-"""Writing matplotlib figures: one helper for every PNG the toolkit draws (glimpse paths, spatial transformer
-grids, RA-CNN regions, caption attention strips, study figures)."""
+"""Writing matplotlib figures: the one helper of the glimpse paths, spatial transformer grids, RA-CNN regions,
+caption attention strips and study figures (the older translation heatmaps, classification and vision report
+figures still write their PNGs themselves)."""
 
 from __future__ import annotations
 
