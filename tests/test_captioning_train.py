@@ -27,10 +27,11 @@ from seq2seq_attn.training import run_training
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def caption_config(run_dir: Path, steps: int, normalize: str = "softmax", **training) -> CaptionConfig:
+def caption_config(run_dir: Path, steps: int, normalize: str = "softmax", encoder: dict | None = None,
+                   **training) -> CaptionConfig:
     return from_dict(CaptionConfig, {
         "data": {}, "batch_size": 8,
-        "model": {"encoder": {"widths": [8, 16]},
+        "model": {"encoder": {"widths": [8, 16]} | (encoder or {}),
                   "decoder": {"emb_dim": 16, "hidden": 32, "doubly_stochastic": 0.01, "normalize": normalize,
                               "dropout": 0.1}},
         "training": {"run_dir": str(run_dir), "device": "cpu", "cpu_threads": 1, "lr": 0.01, "max_steps": steps,
@@ -147,13 +148,15 @@ def test_hard_attention_trains_with_reinforce_and_evaluates_deterministically(tm
     assert set(weights.unique().tolist()) <= {0.0, 1.0}  # eval: the arg-max position, one-hot
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("encoder", [{}, {"row_rnn": True, "position": "learned"}])
+def test_resume_is_exact(tmp_path, encoder):
     """Stopping at step 3 and resuming to 6 gives bit-identical weights (dropout, hard-attention samples and
-    the REINFORCE baseline included) to one uninterrupted run."""
+    the REINFORCE baseline included) to one uninterrupted run; also with the row RNN and learned positions."""
     data = tiny_set(8, boxes=False)
-    train(caption_config(tmp_path / "whole", 6, "categorical", save_every=3, eval_every=100), data)
-    train(caption_config(tmp_path / "parts", 3, "categorical", save_every=3, eval_every=100), data)
-    train(caption_config(tmp_path / "parts", 6, "categorical", save_every=3, eval_every=100), data, resume=True)
+    train(caption_config(tmp_path / "whole", 6, "categorical", encoder, save_every=3, eval_every=100), data)
+    train(caption_config(tmp_path / "parts", 3, "categorical", encoder, save_every=3, eval_every=100), data)
+    train(caption_config(tmp_path / "parts", 6, "categorical", encoder, save_every=3, eval_every=100), data,
+          resume=True)
     a = load_file(tmp_path / "whole" / "checkpoints" / "step-000006.safetensors")
     b = load_file(tmp_path / "parts" / "checkpoints" / "step-000006.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

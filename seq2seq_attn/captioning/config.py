@@ -23,6 +23,16 @@ class EncoderConfig:
     in every residual block of ``attention_stages`` (``attention_position: block``) or after them (``stage``).
     ``freeze``: keep the CNN's weights (and BatchNorm statistics) fixed; ``init_from``: a ``vision train`` run
     dir (or a .safetensors file) whose CNN weights the encoder starts from (the classifier is dropped).
+    ``stem_stride: 2`` halves the grid (48x160 images with three stages: 6x20 = 120 positions instead of 480).
+
+    Where each annotation is (the CNN alone is translation-equivariant, so its vectors say what is there,
+    hardly where):
+    ``row_rnn``: a bidirectional LSTM over each row of the feature map (D/2 units per direction, so the
+    annotations keep D channels), as the row encoder of Deng et al., 2017 ("Image-to-Markup Generation with
+    Coarse-to-Fine Attention"): each annotation then knows what lies left and right of it in its row.
+    ``position``: 2-D absolute positions added to the annotations (after the row RNN):
+    ``sinusoidal`` (fixed) or ``learned`` row and column tables, half of the D channels each (DETR);
+    null = none. The row RNN and the learned tables train also with ``freeze`` (it fixes the CNN only).
     """
 
     arch: str = "small"
@@ -36,6 +46,8 @@ class EncoderConfig:
     attention_position: Literal["block", "stage"] = "block"
     freeze: bool = False
     init_from: str | None = None
+    row_rnn: bool = False
+    position: Literal["sinusoidal", "learned"] | None = None
 
     def __post_init__(self) -> None:
         from vision.config import VisionModelConfig

@@ -4,6 +4,8 @@ word by word, over the L positions of the CNN's last feature map.
 - :class:`CaptionEncoder`: one of the project's ResNets (``vision/models/resnet.py``), optionally with a
   registered CV attention module in its blocks, without pooling and classifier: uint8 images (B, C, H, W) ->
   annotations a (B, L, D), L = h*w (section 3.1.1). Images are normalized inside (``vision.data.Normalize``).
+  Optionally a row encoder (a BiLSTM over each row, Deng et al., 2017) and 2-D positions added (DETR), so
+  that the annotations say where they are.
 - :class:`ShowAttendTellDecoder`: the LSTM of section 3.1.2 on the translation decoders' (batch, beam)
   layout (:class:`~seq2seq_attn.translation.models.rnn_decoders.RNNDecoderBase`): h_0, c_0 = MLPs of the mean
   annotation; alpha_t = the attention core's weights of h_{t-1} over a (any score, any normalizer: soft, or
@@ -28,6 +30,7 @@ from vision.models.resnet import build_resnet
 
 from ..attention import Attention, build_normalizer
 from ..attention.scores import build_score
+from ..layers import GridPositionalEncoding, PackedRNN
 from ..translation.models.base import Seq2SeqModel
 from ..translation.models.rnn_decoders import EncoderOutput, RNNDecoderBase
 from .config import CaptionModelConfig, DecoderConfig, EncoderConfig
@@ -39,9 +42,15 @@ class CaptionEncoder(nn.Module):
     ``forward``: uint8 or float images (B, C, H, W) -> (B, L, D) with L = h*w in row-major order (row ``i // w``,
     column ``i % w``), D = the last stage's channels. ``freeze`` keeps the trunk fixed: no gradients, and its
     BatchNorm layers stay in eval mode whatever ``train()`` says.
+
+    ``cfg.row_rnn``: the CNN's rows run through a bidirectional LSTM (D/2 units per direction; the row encoder
+    of Deng et al., 2017); ``cfg.position``: :class:`~seq2seq_attn.layers.GridPositionalEncoding` added last
+    (``learned`` tables sized for the grid of ``image_size`` (H, W), the images the model is built for). Both
+    need an even D; learned positions need ``image_size`` (``ValueError`` otherwise).
     """
 
-    def __init__(self, cfg: EncoderConfig, in_channels: int, mean: list[float], std: list[float]) -> None:
+    def __init__(self, cfg: EncoderConfig, in_channels: int, mean: list[float], std: list[float],
+                 image_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         cnn = build_resnet(cfg.arch, num_classes=1, in_channels=in_channels, shortcut=cfg.shortcut,
                            blocks=cfg.blocks, widths=cfg.widths, stem_stride=cfg.stem_stride,
@@ -56,6 +65,13 @@ class CaptionEncoder(nn.Module):
         if self.frozen:
             for p in self.parameters():
                 p.requires_grad_(False)
+        if (cfg.row_rnn or cfg.position) and self.out_dim % 2:
+            raise ValueError(f"row_rnn and position need an even number of channels, the CNN gives {self.out_dim}")
+        self.row_rnn = PackedRNN(self.out_dim, self.out_dim // 2, cell="lstm") if cfg.row_rnn else None
+        if cfg.position == "learned" and image_size is None:
+            raise ValueError("learned positions need the image size (H, W) the model is built for")
+        grid = self.grid(*image_size) if image_size is not None else (1, 1)  # (1, 1): sinusoids, any grid
+        self.position = GridPositionalEncoding(self.out_dim, grid, cfg.position) if cfg.position else None
 
     def load_cnn(self, source: str) -> None:
         """Start from the trunk of a ``vision train`` run (its best weights) or a .safetensors file of the same
@@ -67,6 +83,8 @@ class CaptionEncoder(nn.Module):
         path = resolve_path(source, "encoder.init_from")
         weights = resolve_weights(path, "best") if path.is_dir() else path
         state = {k: v for k, v in read_weights(weights).items() if not k.startswith("fc.")}
+        own = self.state_dict()  # the row RNN and position tables are not the CNN's: they keep their init
+        state.update({k: v for k, v in own.items() if k.startswith(("row_rnn.", "position."))})
         load_state_dict_checked(self, state, weights)
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
@@ -87,7 +105,15 @@ class CaptionEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.normalize(images) if images.dtype == torch.uint8 else images
         features = self.stages(self.stem(x))  # (B, D, h, w)
-        return features.flatten(2).transpose(1, 2)  # (B, L, D)
+        b, d, h, w = features.shape
+        annotations = features.flatten(2).transpose(1, 2)  # (B, L, D)
+        if self.row_rnn is not None:
+            rows = annotations.reshape(b * h, w, d)  # (B*h, w, D): each row a sequence, left to right
+            lengths = torch.full((b * h,), w, dtype=torch.long)
+            annotations = self.row_rnn(rows, lengths)[0].reshape(b, h * w, d)  # (B, L, D): [forward; backward]
+        if self.position is not None:
+            annotations = annotations + self.position(h, w).to(annotations.dtype)  # (L, D) broadcast over B
+        return annotations
 
 
 class ShowAttendTellDecoder(RNNDecoderBase):
@@ -193,7 +219,7 @@ def build_caption_model(cfg: CaptionModelConfig, vocab_size: int, image_shape: t
                         ) -> CaptionModel:
     """The configured model for images of ``image_shape`` (C, H, W) normalized with ``mean``/``std``;
     ``pretrained``: load ``encoder.init_from`` (training; a loaded run has the weights already)."""
-    encoder = CaptionEncoder(cfg.encoder, image_shape[0], mean, std)
+    encoder = CaptionEncoder(cfg.encoder, image_shape[0], mean, std, image_size=image_shape[1:])
     if pretrained and cfg.encoder.init_from:
         encoder.load_cnn(cfg.encoder.init_from)
     h, w = encoder.grid(image_shape[1], image_shape[2])

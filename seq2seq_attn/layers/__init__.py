@@ -5,7 +5,8 @@ task, and it imports nothing of the project but :mod:`seq2seq_attn.attention`.
 
 - :mod:`.text_io`: :func:`open_text`, the gzip-aware opener of every text file;
 - :mod:`.batching`: :func:`length_batches`, length-bucketed batches by token or sentence count;
-- :mod:`.positions`: :class:`PositionalEncoding` (sinusoidal, cached, or learned);
+- :mod:`.positions`: :class:`PositionalEncoding` (sinusoidal, cached, or learned) and its 2-D form
+  :class:`GridPositionalEncoding` (feature maps);
 - :mod:`.transformer`: the residual :class:`Sublayers` wiring (pre-/post-LN), :class:`TransformerEncoderLayer`
   and :class:`TransformerDecoderLayer` (key/value cache, beams grouped per sentence in cross-attention);
 - :mod:`.rnn`: :class:`PackedRNN`, the (bi)directional GRU/LSTM over packed sequences (translation encoder,
@@ -16,13 +17,13 @@ task, and it imports nothing of the project but :mod:`seq2seq_attn.attention`.
 """
 
 from .batching import length_batches
-from .positions import POSITION_KINDS, PositionalEncoding, sinusoidal_positions
+from .positions import POSITION_KINDS, GridPositionalEncoding, PositionalEncoding, sinusoidal_positions
 from .ragged import RaggedArray, RaggedView, RaggedWriter, build_folder, ids_dtype, index_dtype
 from .rnn import RNN_CELLS, FinalState, PackedRNN
 from .text_io import is_gzip, open_text
 from .transformer import ACTIVATIONS, KV, Sublayers, TransformerDecoderLayer, TransformerEncoderLayer
 
-__all__ = ["ACTIVATIONS", "KV", "POSITION_KINDS", "RNN_CELLS", "FinalState", "PackedRNN", "PositionalEncoding",
-           "RaggedArray", "RaggedView", "RaggedWriter", "Sublayers", "TransformerDecoderLayer",
+__all__ = ["ACTIVATIONS", "KV", "POSITION_KINDS", "RNN_CELLS", "FinalState", "GridPositionalEncoding", "PackedRNN",
+           "PositionalEncoding", "RaggedArray", "RaggedView", "RaggedWriter", "Sublayers", "TransformerDecoderLayer",
            "TransformerEncoderLayer", "build_folder", "ids_dtype", "index_dtype", "is_gzip", "length_batches",
            "open_text", "sinusoidal_positions"]

@@ -1,5 +1,6 @@
 """Absolute positions added to token embeddings: the fixed sinusoids of Vaswani et al., 2017 ("Attention Is
-All You Need", section 3.5) or a learned table (Gehring et al., 2017; BERT).
+All You Need", section 3.5) or a learned table (Gehring et al., 2017; BERT); and their 2-D form for the h x w
+positions of a feature map (:class:`GridPositionalEncoding`: half the channels per axis, as in DETR).
 
 The sinusoidal table is computed once (in float64, stored as float32) and kept as a non-persistent buffer, so
 it follows the module to its device and never enters a checkpoint.
@@ -66,3 +67,37 @@ class PositionalEncoding(nn.Module):
             size = max(end, 2 * self.table.size(0))
             self.table = sinusoidal_positions(size, self.d_model).to(self.table.device, self.table.dtype)
         return self.table[start:end]
+
+
+class GridPositionalEncoding(nn.Module):
+    """Absolute 2-D positions of an h x w feature map, added to its L = h*w vectors (row-major).
+
+    The first D/2 channels encode the row, the last D/2 the column, each by a 1-D :class:`PositionalEncoding`
+    (the sinusoids of Vaswani et al., 2017, or a learned table), as in DETR (Carion et al., 2020, "End-to-End
+    Object Detection with Transformers", its sine and learned position embeddings) and the 2-D positional
+    encodings of Parmar et al., 2018 ("Image Transformer") and Deng et al., 2017 ("Image-to-Markup Generation
+    with Coarse-to-Fine Attention").
+
+    Args:
+        d_model: D, the channels of the feature map; must be even.
+        grid: (h, w) of the feature map; the learned tables have exactly these rows and columns (a smaller grid
+            uses their first entries, a larger one raises ``ValueError``), the sinusoids any size.
+        kind: ``sinusoidal`` or ``learned``.
+
+    Raises:
+        ValueError: for an odd ``d_model`` or an unknown ``kind``.
+    """
+
+    def __init__(self, d_model: int, grid: tuple[int, int], kind: str = "sinusoidal") -> None:
+        super().__init__()
+        if d_model % 2:
+            raise ValueError(f"2-D positions need an even number of channels, got {d_model}")
+        learned = kind == "learned"
+        self.rows = PositionalEncoding(d_model // 2, grid[0] if learned else None, kind)  # (h, D/2) table
+        self.cols = PositionalEncoding(d_model // 2, grid[1] if learned else None, kind)  # (w, D/2) table
+
+    def forward(self, height: int, width: int) -> torch.Tensor:
+        """(h*w, D) row-major: position i = (i // w, i % w) gets [PE_row(i // w); PE_col(i % w)]."""
+        rows = self.rows(0, height).unsqueeze(1).expand(height, width, -1)  # (h, w, D/2)
+        cols = self.cols(0, width).unsqueeze(0).expand(height, width, -1)  # (h, w, D/2)
+        return torch.cat([rows, cols], -1).flatten(0, 1)  # (h*w, D)
