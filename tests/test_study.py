@@ -273,3 +273,40 @@ def test_bad_study_files_are_one_line_errors_naming_file_mechanism_and_key(tmp_p
     assert "study.yaml: growth: repeats, batch and threads must be >= 1" in capsys.readouterr().err
     assert main(["study", "grow", str(TINY)]) == 2
     assert "expected CONFIG, 'growth CONFIG' or 'report CONFIG'" in capsys.readouterr().err
+
+
+def test_reuse_does_not_depend_on_the_cell_order(tmp_path, monkeypatch, capsys):
+    """A mechanism inserted in the middle shifts the later cells' indices: they are still reused (the
+    result.json files keep their old index), only the new cells train; changed settings are stale."""
+    monkeypatch.chdir(REPO)
+    cfg = load_study(_study_file(tmp_path))
+    monkeypatch.setattr(runner, "run_cell", lambda cfg, cell, device: _fake_result(cfg, cell))
+    assert len(runner.run_study(cfg, log=lambda _: None).trained) == 4
+
+    def insert_dot(d):
+        mechs = d["mechanisms"]
+        d["mechanisms"] = {"additive": mechs["additive"],
+                           "dot": {"family": "score", "set": {"classify": {"model.score": "dot"},
+                                                              "translation": {"model.rnn.score": "dot"}}},
+                           "none": mechs["none"]}
+
+    grown = load_study(_study_file(tmp_path, insert_dot))
+    old = {c.name: c.index for c in expand_cells(cfg)}
+    shifted = [c for c in expand_cells(grown) if c.name in old and old[c.name] != c.index]
+    assert len(shifted) == 3  # demo_cls__none, demo_mt__additive, demo_mt__none moved
+    for c in shifted:  # their files still hold the old index
+        saved = json.loads((runner.cell_dir(grown, c) / runner.RESULT_FILE).read_text())
+        assert saved["cell"]["index"] == old[c.name] != c.index
+    assert [s for _, s in runner.list_cells(grown)] == ["done", "not run", "done", "done", "not run", "done"]
+    progress = runner.run_study(grown, log=lambda _: None)
+    assert progress.trained == ["demo_cls__dot__seed1", "demo_mt__dot__seed1"] and len(progress.reused) == 4
+    # The listing of the CLI: every cell with its state, nothing trained.
+    assert main(["study", str(_study_file(tmp_path, insert_dot)), "--list", "--shard", "1/2"]) == 0
+    out = capsys.readouterr().out
+    assert "   1  demo_cls__dot__seed1" in out and "demo_cls__additive" not in out and "3 cells: 3 done" in out
+    # Other settings under the same name: stale, trained again.
+    changed = load_study(_study_file(tmp_path, lambda d: d["tasks"]["demo_cls"]["set"].update(
+        {"training.max_epochs": 3})))
+    assert [s for _, s in runner.list_cells(changed)][:2] == ["stale", "stale"]
+    assert runner.run_study(changed, log=lambda _: None).trained == ["demo_cls__additive__seed1",
+                                                                     "demo_cls__none__seed1"]

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "study", help="compare attention mechanisms across text and image tasks: study [growth|report] CONFIG",
         usage="seq2seq-attn study [growth|report] CONFIG [--shard I/N] [--max-cells N] [--out DIR] [--no-report] "
-              "[--report-dir DIR]",
+              "[--report-dir DIR] [--list]",
         description="study CONFIG: train every (task, mechanism, seed) cell of a study file (resumable), then "
                     "write the report; study growth CONFIG: time and memory against the number of positions; "
                     "study report CONFIG: the report from the results present.")
@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="study.out_dir")
     p.add_argument("--no-report", action="store_true", help="do not write the report after the cells")
     p.add_argument("--report-dir", help="write the report files here (e.g. docs/study) instead of study.out_dir")
+    p.add_argument("--list", action="store_true",
+                   help="list every cell (of --shard, when given) and its state on disk: done (reused), stale, "
+                        "failed, partial (resumes from its checkpoint), not run; trains nothing")
     p.set_defaults(func=handle)
 
 
@@ -36,6 +39,20 @@ def _parse_words(words: list[str]) -> tuple[str, Path]:
     if len(words) == 2 and words[0] in ACTIONS:
         return words[0], Path(words[1])
     raise ValueError(f"expected CONFIG, 'growth CONFIG' or 'report CONFIG', got {' '.join(words)!r}")
+
+
+def _list(cfg, shard: tuple[int, int] | None) -> int:
+    """Print one line a cell (index, name, state), then the count of each state."""
+    from collections import Counter
+
+    from ..study.runner import list_cells
+
+    listed = list_cells(cfg, shard)
+    for cell, state in listed:
+        print(f"{cell.index:4d}  {cell.name:<48s} {state}")
+    counts = Counter(state for _, state in listed)
+    print(f"{len(listed)} cells: " + ", ".join(f"{n} {state}" for state, n in counts.most_common()))
+    return 0
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -50,6 +67,10 @@ def handle(args: argparse.Namespace) -> int:
     cfg = load_study(path)
     if args.out:
         cfg.study.out_dir = args.out
+    if args.list:
+        if action != "run":
+            raise ValueError(f"--list goes with 'study CONFIG', not 'study {action}'")
+        return _list(cfg, parse_shard(args.shard) if args.shard else None)
     if action == "growth":
         from ..study.growth import rows_to_dict, run_growth
 

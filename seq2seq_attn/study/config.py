@@ -26,6 +26,7 @@ config does not have is a ``ConfigError`` naming the study file, the mechanism a
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,20 @@ class Cell:
     @property
     def name(self) -> str:
         return f"{self.task}__{self.mechanism}__seed{self.seed}"
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two cells the same run: every field but ``index`` (the place in the study's order and
+        so the shard; adding a task or mechanism shifts it without changing what the cell trains), as JSON
+        values (tuples as lists), so that it compares equal to a ``result.json``'s ``cell`` record."""
+        return cell_identity(dataclasses.asdict(self))
+
+
+def cell_identity(record: Any) -> dict[str, Any] | None:
+    """The identity of a saved cell record (a ``result.json``'s ``cell``, with or without ``index``): the
+    record without ``index``, in JSON values; None when it is not a mapping."""
+    if not isinstance(record, dict):
+        return None
+    return json.loads(json.dumps({k: v for k, v in record.items() if k != "index"}))
 
 
 def _field_types(cls: type) -> dict[str, Any]:

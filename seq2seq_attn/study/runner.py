@@ -30,7 +30,7 @@ from ..training.checkpoint import atomic_write_bytes, atomic_write_json, read_la
 from ..training.config import cpu_threads
 from ..training.runtime import resolve_device
 from . import measure, tasks
-from .config import Cell, StudyConfig, check_cell_configs, expand_cells
+from .config import Cell, StudyConfig, cell_identity, check_cell_configs, expand_cells
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
@@ -62,7 +62,8 @@ def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
 
 
 def read_result(cfg: StudyConfig, cell: Cell) -> dict | None:
-    """The cell's results when its ``result.json`` exists and was made with the same settings, else None."""
+    """The cell's results when its ``result.json`` exists and was made with the same settings (its
+    :meth:`Cell.identity`: the cell's index, its place in the order, does not count), else None."""
     path = cell_dir(cfg, cell) / RESULT_FILE
     if not path.is_file():
         return None
@@ -70,8 +71,32 @@ def read_result(cfg: StudyConfig, cell: Cell) -> dict | None:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    same = json.loads(json.dumps(asdict(cell)))
-    return saved if isinstance(saved, dict) and saved.get("cell") == same else None
+    if not isinstance(saved, dict) or cell_identity(saved.get("cell")) != cell.identity():
+        return None
+    return saved
+
+
+def cell_state(cfg: StudyConfig, cell: Cell) -> str:
+    """Where the cell stands on disk: ``done`` (a result.json of its settings: reused), ``stale`` (a
+    result.json of other settings: starts over), ``failed`` (an error.txt: retried), ``partial`` (a
+    checkpoint: resumes) or ``not run``."""
+    folder = cell_dir(cfg, cell)
+    if read_result(cfg, cell) is not None:
+        return "done"
+    if (folder / RESULT_FILE).is_file():
+        return "stale"
+    if (folder / ERROR_FILE).is_file():
+        return "failed"
+    return "partial" if read_latest(folder / "run") is not None else "not run"
+
+
+def list_cells(cfg: StudyConfig, shard: tuple[int, int] | None = None) -> list[tuple[Cell, str]]:
+    """Every cell of the study (of ``shard`` (i, n) only, when given) with its :func:`cell_state`; nothing
+    is trained or written."""
+    cells = expand_cells(cfg)
+    if shard is not None:
+        cells = shard_cells(cells, *shard)
+    return [(cell, cell_state(cfg, cell)) for cell in cells]
 
 
 def train_cell(cfg: StudyConfig, cell: Cell, device: str) -> tuple[Path, bool]:
