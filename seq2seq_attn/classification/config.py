@@ -86,6 +86,10 @@ class ModelConfig:
     # options of the normalizer (e.g. categorical's entropy_weight, gumbel's tau schedule; see
     # seq2seq_attn/attention/stochastic.py)
     normalize_options: dict[str, Any] = field(default_factory=dict)
+    # attention and transformer: a channel gate (SE, Hu et al., 2018; ECA, Wang et al., 2020: the image modules,
+    # seq2seq_attn/layers/gates.py) on the encoder's output features (B, T, C) before the pooling; its squeeze
+    # is the mean over the real tokens (padding excluded). None: no gate
+    channel_gate: Literal["se", "eca"] | None = None
     dropout: float = 0.3
     embed_dropout: float = 0.1
     # transformer
@@ -114,6 +118,8 @@ class ModelConfig:
                 "softmax", 1.0, {}):
             raise ValueError("normalize, temperature: only for type attention and han (the transformer's "
                              "attention is softmax)")
+        if self.channel_gate is not None and self.type == "han":
+            raise ValueError("channel_gate: only for type attention and transformer (HAN has two encoders)")
         for name in ("embed_dim", "hidden_size", "num_layers", "num_heads", "ff_dim", "num_queries"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

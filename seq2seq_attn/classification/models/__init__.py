@@ -16,14 +16,15 @@ def build_model(cfg: ModelConfig, vocab_size: int, num_classes: int) -> nn.Modul
     """The classifier named by ``cfg.type``."""
     common = dict(vocab_size=vocab_size, num_classes=num_classes, embed_dim=cfg.embed_dim, score=cfg.score,
                   attention_dim=cfg.attention_dim, dropout=cfg.dropout, embed_dropout=cfg.embed_dropout)
+    gate = dict(channel_gate=cfg.channel_gate)
     normalizer = dict(normalize=cfg.normalize, temperature=cfg.temperature, normalize_options=cfg.normalize_options)
     if cfg.type == "attention":
         return AttentionClassifier(hidden_size=cfg.hidden_size, encoder=cfg.encoder, num_queries=cfg.num_queries,
-                                   **normalizer, **common)
+                                   **normalizer, **gate, **common)
     if cfg.type == "han":
         return HAN(hidden_size=cfg.hidden_size, **normalizer, **common)
     return TransformerClassifier(num_layers=cfg.num_layers, num_heads=cfg.num_heads, ff_dim=cfg.ff_dim,
-                                 pooling=cfg.pooling, **common)
+                                 pooling=cfg.pooling, **gate, **common)
 
 
 __all__ = ["HAN", "AttentionClassifier", "ClassifierOutput", "QueryAttentionPooling", "TransformerClassifier",

@@ -9,7 +9,7 @@ import math
 import torch
 from torch import nn
 
-from ...layers import PositionalEncoding, TransformerEncoderLayer
+from ...layers import PositionalEncoding, SequenceChannelGate, TransformerEncoderLayer
 from ..text import CLS_ID
 from .base import ClassifierOutput, padding_mask
 from .pooling import QueryAttentionPooling
@@ -21,12 +21,15 @@ class TransformerClassifier(nn.Module):
     Embeddings scaled by sqrt(D) plus sinusoidal positions, ``num_layers`` pre-LN encoder layers (GELU), a
     final LayerNorm, then pooling: ``mean`` (uniform weights over the real tokens), ``cls`` (a CLS token
     prepended; its last-layer attention, head-averaged, explains the decision) or ``attention`` (a learned
-    query with the ``score`` function). Raises ``ValueError`` for an unknown pooling.
+    query with the ``score`` function). ``channel_gate`` (``se``/``eca``, None: no gate) gates the final
+    states' D channels before the pooling (the squeeze: the mean over the real tokens). Raises ``ValueError``
+    for an unknown pooling or gate.
     """
 
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, num_layers: int = 2,
                  num_heads: int = 4, ff_dim: int = 512, pooling: str = "attention", score: str = "scaled_dot",
-                 attention_dim: int | None = None, dropout: float = 0.1, embed_dropout: float = 0.1) -> None:
+                 attention_dim: int | None = None, dropout: float = 0.1, embed_dropout: float = 0.1,
+                 channel_gate: str | None = None) -> None:
         super().__init__()
         if pooling not in ("mean", "cls", "attention"):
             raise ValueError(f"unknown pooling {pooling!r}: expected mean, cls or attention")
@@ -39,6 +42,7 @@ class TransformerClassifier(nn.Module):
             TransformerEncoderLayer(embed_dim, num_heads, ff_dim, dropout, activation="gelu", norm_first=True)
             for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dim)
+        self.channel_gate = None if channel_gate is None else SequenceChannelGate(channel_gate, embed_dim)
         self.pool = QueryAttentionPooling(embed_dim, score, attention_dim) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dim, num_classes)
@@ -58,6 +62,8 @@ class TransformerClassifier(nn.Module):
             want = self.pooling == "cls" and i == len(self.layers) - 1
             x, last = layer.forward_with_weights(x, mask, need_weights=want)  # last: (B, T, T) when wanted
         x = self.norm(x)  # (B, T, D)
+        if self.channel_gate is not None:
+            x = self.channel_gate(x, mask)  # (B, T, D)
         if self.pooling == "attention":
             pooled, weights = self.pool(x, mask)  # (B, D), (B, T)
         elif self.pooling == "mean":
