@@ -3,7 +3,11 @@ caption names the glyphs left to right, each word keeps its cell as box."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
+from PIL import Image
 
 from seq2seq_attn.captioning.data import CaptionSet
 
@@ -34,3 +38,16 @@ def tiny_set(count: int = 8, seed: int = 0, boxes: bool = True) -> CaptionSet:
         captions.append([words])
         all_boxes.append([[(16.0 * k, 0.0, 16.0 * k + 16, 16.0) for k in range(3)]])
     return CaptionSet(torch.stack(images), captions, all_boxes if boxes else None, [f"img{i}" for i in range(count)])
+
+
+def write_coco(root: Path, data) -> Path:
+    """The tiny set as a COCO captions JSON + PNG files (the data side's reader, as a user's files)."""
+    folder = root / "images"
+    folder.mkdir(parents=True)
+    images, annotations = [], []
+    for i, (image, caps) in enumerate(zip(data.images, data.captions)):
+        Image.fromarray(image[0].numpy()).save(folder / f"{data.names[i]}.png")
+        images.append({"id": i, "file_name": f"{data.names[i]}.png"})
+        annotations += [{"id": len(annotations), "image_id": i, "caption": " ".join(c)} for c in caps]
+    (root / "captions.json").write_text(json.dumps({"images": images, "annotations": annotations}), encoding="utf-8")
+    return folder

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _caption_tiny import tiny_set
+from _caption_tiny import tiny_set, write_coco
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -45,19 +45,6 @@ def train(cfg: CaptionConfig, data, resume: bool = False) -> None:
         assert run_training(CaptionTask(cfg, data=(data, data)), cfg.training, cfg, resume=resume) == 0
     finally:
         torch.set_num_threads(threads)
-
-
-def write_coco(root: Path, data) -> Path:
-    """The tiny set as a COCO captions JSON + PNG files (the data side's reader, as a user's files)."""
-    folder = root / "images"
-    folder.mkdir(parents=True)
-    images, annotations = [], []
-    for i, (image, caps) in enumerate(zip(data.images, data.captions)):
-        Image.fromarray(image[0].numpy()).save(folder / f"{data.names[i]}.png")
-        images.append({"id": i, "file_name": f"{data.names[i]}.png"})
-        annotations += [{"id": len(annotations), "image_id": i, "caption": " ".join(c)} for c in caps]
-    (root / "captions.json").write_text(json.dumps({"images": images, "annotations": annotations}), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -310,3 +310,28 @@ def test_reuse_does_not_depend_on_the_cell_order(tmp_path, monkeypatch, capsys):
     assert [s for _, s in runner.list_cells(changed)][:2] == ["stale", "stale"]
     assert runner.run_study(changed, log=lambda _: None).trained == ["demo_cls__additive__seed1",
                                                                      "demo_cls__none__seed1"]
+
+
+def test_report_puts_text_gates_against_the_same_model_without_the_gate(tmp_path, monkeypatch):
+    from seq2seq_attn.study.config import default_mechanism
+
+    monkeypatch.chdir(REPO)
+
+    def add_gates(d):
+        d["mechanisms"]["se"] = {"family": "channel gate", "set": {"classify": {"model.channel_gate": "se"}}}
+        d["tasks"]["demo_cls"]["mechanisms"] = ["additive", "none", "se"]
+        d["tasks"]["demo_mt"]["mechanisms"] = ["additive", "none"]
+
+    cfg = load_study(_study_file(tmp_path, add_gates))
+    # cls_demo.yaml scores additively already: `additive` is the model the gate is added to.
+    assert default_mechanism(cfg, "demo_cls") == "additive" and default_mechanism(cfg, "demo_mt") == "additive"
+    monkeypatch.setattr(runner, "run_cell", lambda cfg, cell, device: _fake_result(cfg, cell))
+    runner.run_study(cfg, log=lambda _: None)
+    write_report(cfg, log=lambda _: None)
+    report = (tmp_path / "study" / "report.md").read_text()
+    assert "## Channel gates on text and on images" in report
+    # fake quality 50 + index: se (index 2) against additive (index 0) and none (index 1)
+    assert "| text | demo_cls | se | 52.000 ± – | additive 50.000 | +2.000 | +1.000 | 0 |" in report
+    assert "| mechanism | family | accuracy (mean ± std) | seeds done | per seed | macro_f1 (means) | note |" in report
+    rows = list(csv.DictReader((tmp_path / "study" / "cells.csv").read_text().splitlines()))
+    assert rows[2]["mechanism"] == "se" and rows[2]["quality"] == "acc=52"

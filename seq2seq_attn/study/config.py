@@ -7,7 +7,7 @@ A study file is YAML with four sections::
       seeds: [1, 2, 3]
     tasks:                      # name -> a base config of an existing task and its budget (StudyTask)
       sst2:
-        kind: classify          # classify | translation | vision
+        kind: classify          # classify | translation | vision | captioning
         config: configs/cls_sst2.yaml
         set: {training.max_epochs: 2}
         mechanisms: [none, additive, dot]   # optional: default every mechanism that has settings for the kind
@@ -34,7 +34,12 @@ from typing import Any, Literal
 
 from ..config import ConfigError, from_dict, load_config, load_yaml
 
-KINDS = ("classify", "translation", "vision")
+KINDS = ("classify", "translation", "vision", "captioning")
+#: the quality figure of each kind's report table (its test split's metric of that name)
+DEFAULT_METRICS = {"classify": "accuracy", "translation": "bleu", "vision": "acc", "captioning": "bleu"}
+#: the other test figures the report shows beside it (means over the seeds)
+DEFAULT_ALSO = {"classify": ["macro_f1"], "translation": ["chrf"], "vision": [],
+                "captioning": ["word_acc", "exact", "attn_correctness"]}
 
 
 def task_config_class(kind: str) -> type:
@@ -47,6 +52,10 @@ def task_config_class(kind: str) -> type:
         from ..translation.config import TranslationConfig
 
         return TranslationConfig
+    if kind == "captioning":
+        from ..captioning.config import CaptionConfig
+
+        return CaptionConfig
     from vision.config import VisionConfig
 
     return VisionConfig
@@ -80,17 +89,21 @@ class StudySection:
 class StudyTask:
     """One task: ``kind``, a ``config`` file of that task (relative paths: from the working directory), the
     ``set`` overrides giving the study's budget, and the ``mechanisms`` compared on it (default: all that
-    have settings for ``kind``). ``metric`` names the quality figure (filled from the kind when empty)."""
+    have settings for ``kind``). ``metric`` names the quality figure (filled from the kind when empty),
+    ``also`` the other test figures shown beside it (default: :data:`DEFAULT_ALSO` of the kind)."""
 
-    kind: Literal["classify", "translation", "vision"]
+    kind: Literal["classify", "translation", "vision", "captioning"]
     config: str
     set: dict[str, Any] = field(default_factory=dict)
     mechanisms: list[str] | None = None
     metric: str = ""
+    also: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.metric:
-            self.metric = {"classify": "accuracy", "translation": "bleu", "vision": "acc"}[self.kind]
+            self.metric = DEFAULT_METRICS[self.kind]
+        if self.also is None:
+            self.also = [m for m in DEFAULT_ALSO[self.kind] if m != self.metric]
 
 
 @dataclass
@@ -283,3 +296,25 @@ def check_cell_configs(cfg: StudyConfig, cells: list[Cell]) -> None:
             load_config(task_config_class(cell.kind), cell.config, {**cell.overrides, "training.run_dir": "x"})
         except ConfigError as e:
             raise ConfigError(f"{cfg.path}: mechanism {cell.mechanism!r} on task {cell.task!r}: {e}") from None
+
+
+def _resolved(cfg: StudyConfig, task: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The task's typed config with ``overrides`` applied, as a dict (run dir and seed left out)."""
+    t = cfg.tasks[task]
+    typed = load_config(task_config_class(t.kind), t.config, {**t.set, **overrides, "training.run_dir": "x"})
+    out = dataclasses.asdict(typed)
+    out["training"].pop("seed", None)
+    return out
+
+
+def default_mechanism(cfg: StudyConfig, task: str) -> str | None:
+    """The mechanism of ``task`` that changes nothing in its config (e.g. ``additive`` on a classifier whose
+    config already scores additively; ``none`` on a vision config without a module), or None: what a
+    mechanism added on top of the task's own model (a channel gate) is read against."""
+    t = cfg.tasks[task]
+    base = _resolved(cfg, task, {})
+    for mech in task_mechanisms(cfg, task):
+        if _resolved(cfg, task, cfg.mechanisms[mech].set[t.kind]) == base:
+            return mech
+    return None
+

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from .report import CellRow
 
 
+PANELS_PER_ROW = 4
+FAMILY_COLORS = {"baseline": "tab:gray", "channel gate": "tab:green"}
+
+
 def _pyplot():
     import matplotlib
 
@@ -33,21 +37,26 @@ def _by_task(rows: list[CellRow]) -> dict[str, dict[str, list[CellRow]]]:
 
 
 def plot_quality(cfg: StudyConfig, rows: list[CellRow], path: Path) -> bool:
-    """One panel per task: mean over seeds (bar) ± std (error bar) and each seed (dots). False (nothing
-    written) when no cell is done."""
+    """One panel per task (at most :data:`PANELS_PER_ROW` a row): mean over seeds (bar) ± std (error bar) and
+    each seed (dots); gray: the baseline, green: channel gates, blue: the others. False (nothing written)
+    when no cell is done."""
     tasks = {t: m for t, m in _by_task(rows).items() if any(r.result for rs in m.values() for r in rs)}
     if not tasks:
         return False
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 0.35 * max(map(len, tasks.values())) + 1.8),
+    cols = min(PANELS_PER_ROW, len(tasks))
+    rows_n = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, rows_n * (0.35 * max(map(len, tasks.values())) + 1.8)),
                              squeeze=False)
-    for ax, (task, mechs) in zip(axes[0], tasks.items()):
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    for ax, (task, mechs) in zip(axes.flat, tasks.items()):
         names = list(mechs)
         values = [[v for r in mechs[m] if (v := r.figure()) is not None] for m in names]
         means = [statistics.fmean(v) if v else math.nan for v in values]
         stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
         ys = range(len(names))
-        colors = ["tab:gray" if mechs[m][0].cell.family == "baseline" else "tab:blue" for m in names]
+        colors = [FAMILY_COLORS.get(mechs[m][0].cell.family, "tab:blue") for m in names]
         ax.barh(list(ys), means, xerr=stds, color=colors, alpha=0.7)
         for y, vals in zip(ys, values):
             ax.plot(vals, [y] * len(vals), "k.", markersize=4)

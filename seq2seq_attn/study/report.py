@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..training.checkpoint import atomic_write_bytes
-from .config import Cell, StudyConfig, expand_cells
+from .config import Cell, StudyConfig, default_mechanism, expand_cells
 from .growth import GrowthRow, rows_from_dict
 from .html import write_html
 from .papers import PAPERS_SECTION
@@ -98,6 +98,12 @@ def noise_notes(stats: dict[str, tuple[float | None, float | None, int]]) -> dic
     return notes
 
 
+def _mean_of(cells: list[CellRow], key: str) -> float | None:
+    """The mean over the done cells of the test figure ``key`` (None when no cell has it)."""
+    values = [float(r.result["quality"][key]) for r in cells if r.result and key in r.result["quality"]]
+    return statistics.fmean(values) if values else None
+
+
 def _fmt(v: float | None, spec: str = ".2f") -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
@@ -112,17 +118,20 @@ def quality_section(cfg: StudyConfig, rows: list[CellRow]) -> list[str]:
             values = [v for r in groups[(task_name, m)] if (v := r.figure()) is not None]
             stats[m] = (*_mean_std(values), len(values))
         notes = noise_notes(stats)
+        also = task.also or []
         lines += [f"### {task_name} ({task.kind}, {task.config}; test {task.metric})", "",
-                  f"| mechanism | family | {task.metric} (mean ± std) | seeds done | per seed | note |",
-                  "| --- | --- | ---: | ---: | --- | --- |"]
+                  f"| mechanism | family | {task.metric} (mean ± std) | seeds done | per seed | "
+                  f"{', '.join(also) + ' (means) | ' if also else ''}note |",
+                  "| --- | --- | ---: | ---: | --- | " + ("--- | " if also else "") + "--- |"]
         for m in mechs:
             mean, std, n = stats[m]
             cells = groups[(task_name, m)]
             per_seed = " ".join(_fmt(r.figure()) for r in cells)
             states = {r.status for r in cells} - {"done"}
             note = "; ".join([x for x in [notes.get(m, "")] + sorted(states) if x])
+            others = " / ".join(_fmt(_mean_of(cells, key)) for key in also)
             lines.append(f"| {m} | {cells[0].cell.family} | {_fmt(mean)} ± {_fmt(std)} | {n}/{len(cells)} "
-                         f"| {per_seed} | {note} |")
+                         f"| {per_seed} | {others + ' | ' if also else ''}{note} |")
         lines.append("")
     return lines
 
@@ -172,6 +181,60 @@ def findings_section(cfg: StudyConfig, rows: list[CellRow], baseline: str = "non
             lines.append(f"- {modality} tasks where attention beats no attention beyond the noise: "
                          f"{sum(got)} of {len(got)} judged.")
     return lines + [""]
+
+
+GATE_FAMILY = "channel gate"
+
+
+def gates_section(cfg: StudyConfig, rows: list[CellRow]) -> list[str]:
+    """The channel gates (SE, ECA: one module) on text encoders' feature channels and on image channels, side
+    by side: each gate's quality against the same task's model without it (:func:`default_mechanism`) and
+    against ``none``, the parameters it adds and its gates' statistics. Empty when no task has a gate."""
+    groups = _groups(rows)
+    gated = [(t, m) for (t, m), cells in groups.items() if cells[0].cell.family == GATE_FAMILY]
+    if not gated:
+        return []
+    lines = ["## Channel gates on text and on images", "",
+             "The same SE and ECA modules (`seq2seq_attn/layers/gates.py`) on the feature channels of a text "
+             "encoder (before the attention pooling; squeeze over the real tokens) and on the channels of an "
+             "image CNN. Δ: the gate's mean minus the mean of the same task's model without the gate (text: the "
+             "task's own pooling; images: no module) — inside the seed noise when |Δ| is below the larger std. "
+             f"{NOISE_NOTE}", "",
+             "| modality | task | gate | quality (mean ± std) | without the gate | Δ | vs none | params added "
+             "| gate mean | gate < 0.1 |", "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    references = {t: default_mechanism(cfg, t) for t in {t for t, _ in gated}}
+    for task, mech in sorted(gated, key=lambda tm: (cfg.tasks[tm[0]].kind == "vision", tm[0], tm[1])):
+        lines.append(_gate_row(cfg, rows, groups, task, mech, references[task]))
+    return lines + [""]
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return a - b if a is not None and b is not None else None
+
+
+def _gate_row(cfg: StudyConfig, rows: list[CellRow], groups: dict[tuple[str, str], list[CellRow]], task: str,
+              mech: str, ref: str | None) -> str:
+    """One row of :func:`gates_section`: gate ``mech`` on ``task`` against mechanism ``ref`` and ``none``."""
+    stats = _task_stats(rows, task)
+    mean, std, _ = stats[mech]
+    ref_mean, ref_std, _ = stats.get(ref or "", (None, None, 0))
+    delta = _diff(mean, ref_mean)
+    noise = max(v for v in (std, ref_std, 0.0) if v is not None)
+    shown = _fmt(delta, "+.3f") + (" (noise)" if delta is not None and abs(delta) <= noise else "")
+    params = _params(groups[(task, mech)]), _params(groups.get((task, ref or ""), []))
+    added = f"{params[0] - params[1]:,}" if None not in params else "–"
+    trained = [r.result["attention"]["trained"] for r in groups[(task, mech)] if r.result]
+    gate = [statistics.fmean(x[k] for x in trained if k in x) if any(k in x for x in trained) else None
+            for k in ("gate_mean", "gate_sparsity")]
+    modality = "image" if cfg.tasks[task].kind == "vision" else "text"
+    return (f"| {modality} | {task} | {mech} | {_fmt(mean, '.3f')} ± {_fmt(std, '.3f')} | {ref or '–'} "
+            f"{_fmt(ref_mean, '.3f')} | {shown} | {_fmt(_diff(mean, stats.get('none', (None,))[0]), '+.3f')} "
+            f"| {added} | {_fmt(gate[0])} | {_fmt(gate[1])} |")
+
+
+def _params(cells: list[CellRow]) -> int | None:
+    done = [r.result for r in cells if r.result]
+    return int(done[0]["cost"]["params"]) if done else None
 
 
 def cost_section(cfg: StudyConfig, rows: list[CellRow]) -> list[str]:
@@ -286,7 +349,7 @@ def cells_csv(rows: list[CellRow]) -> bytes:
     writer = csv.writer(out)
     writer.writerow(["index", "task", "kind", "mechanism", "family", "seed", "status", "metric", "value", "params",
                      "flops", "fwd_ms", "fwd_bwd_ms", "fwd_bwd_peak", "train_seconds", "entropy_ratio_init",
-                     "entropy_ratio", "span90", "spread", "sparsity", "gate_mean", "error"])
+                     "entropy_ratio", "span90", "spread", "sparsity", "gate_mean", "quality", "error"])
     for r in rows:
         c, res = r.cell, r.result or {}
         cost, att = res.get("cost", {}), res.get("attention", {"init": {}, "trained": {}})
@@ -295,7 +358,9 @@ def cells_csv(rows: list[CellRow]) -> bytes:
                          cost.get("fwd_bwd_ms"), cost.get("fwd_bwd_peak"), res.get("train_seconds"),
                          att["init"].get("entropy_ratio"), att["trained"].get("entropy_ratio"),
                          att["trained"].get("span90"), att["trained"].get("spread"),
-                         att["trained"].get("sparsity"), att["trained"].get("gate_mean"), r.error or ""])
+                         att["trained"].get("sparsity"), att["trained"].get("gate_mean"),
+                         "; ".join(f"{k}={v:.6g}" for k, v in sorted(res.get("quality", {}).items())),
+                         r.error or ""])
     return out.getvalue().encode("utf-8")
 
 
@@ -352,7 +417,8 @@ def write_report(cfg: StudyConfig, log=print, report_dir: str | Path | None = No
     lines += quality_section(cfg, rows)
     if figures["quality.png"]:
         lines += ["![quality](quality.png)", ""]
-    lines += findings_section(cfg, rows) + cost_section(cfg, rows) + attention_section(rows)
+    lines += findings_section(cfg, rows) + gates_section(cfg, rows) + cost_section(cfg, rows)
+    lines += attention_section(rows)
     if figures["attention.png"]:
         lines += ["![attention](attention.png)", ""]
     lines += identity_section()

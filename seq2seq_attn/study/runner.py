@@ -125,8 +125,8 @@ def measure_cell(cfg: StudyConfig, cell: Cell, run_dir: Path, device: str) -> di
     batches = tasks.batches(task, s.stat_batches, dev)
     with cpu_threads(s.bench_threads if dev.type == "cpu" else None):
         cost = measure.cost(task, model, batches[0], dev, s.bench_warmup, s.bench_repeats)
-    stats = measure.init_and_trained_stats(task, model, batches, cell.kind == "vision", cell.seed, dev,
-                                           task.build_model)
+    stats = measure.init_and_trained_stats(task, model, batches, cell.kind in ("vision", "captioning"), cell.seed,
+                                           dev, task.build_model, tasks.feature_grid(cell.kind, task, model))
     return {"quality": quality, "metric": cfg.tasks[cell.task].metric, "cost": cost, "attention": stats}
 
 

@@ -1,9 +1,11 @@
-"""The three task kinds as the study sees them: train a cell through the task's own lifecycle (the one
-Trainer), read its quality figure, and load its ``Task`` with the trained model for the measurements.
+"""The task kinds as the study sees them (classify, translation, vision, captioning): train a cell through
+the task's own lifecycle (the one Trainer), read its quality figure, and load its ``Task`` with the trained
+model for the measurements.
 
 Nothing here trains or evaluates in its own way: ``train`` is ``<task>/lifecycle.train`` and the quality
-figure is what the task's own evaluation wrote or returned (classification and vision: the test split's
-``test_metrics.json`` written at the end of training; translation: ``translation.lifecycle.evaluate`` on the
+figure is what the task's own evaluation wrote or returned (classification, vision and captioning: the test
+split's ``test_metrics.json`` written at the end of training (captioning: BLEU, chrF, word accuracy, exact
+captions, attention correctness on the built-in sets); translation: ``translation.lifecycle.evaluate`` on the
 config's test set, BLEU by sacrebleu).
 """
 
@@ -45,6 +47,8 @@ def _lifecycle(kind: str) -> Any:
         from ..classification import lifecycle
     elif kind == "translation":
         from ..translation import lifecycle
+    elif kind == "captioning":
+        from ..captioning import lifecycle
     else:
         from vision import lifecycle
     return lifecycle
@@ -58,13 +62,14 @@ def train(kind: str, config: str, overrides: dict, resume: bool, overwrite: bool
 
 
 def quality(kind: str, run_dir: Path, device: str) -> dict[str, float]:
-    """The cell's test figures: classification (accuracy, macro_f1, loss) and vision (acc, loss) from the
-    ``test_metrics.json`` its training wrote; translation: BLEU and chrF of the best weights on the config's
-    ``data.test`` (beam from its ``decoding`` section). Raises ``ValueError`` when there is no test split."""
-    if kind in ("classify", "vision"):
+    """The cell's test figures: classification (accuracy, macro_f1, loss), vision (acc, loss) and captioning
+    (bleu, chrf, word_acc, exact, attn_correctness, loss, ppl) from the ``test_metrics.json`` its training
+    wrote; translation: BLEU and chrF of the best weights on the config's ``data.test``
+    (beam from its ``decoding`` section). Raises ``ValueError`` when there is no test split."""
+    if kind in ("classify", "vision", "captioning"):
         path = run_dir / "test_metrics.json"
         if not path.is_file():
-            raise ValueError(f"{run_dir}: no test_metrics.json (a classify task needs data.test)")
+            raise ValueError(f"{run_dir}: no test_metrics.json (a {kind} task needs a test split)")
         metrics = json.loads(path.read_text(encoding="utf-8"))
         return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     from ..translation.lifecycle import evaluate, load_run
@@ -92,12 +97,32 @@ def load_task(kind: str, run_dir: Path, device: str) -> tuple[Any, nn.Module]:
         from ..translation.task import TranslationTask
 
         task = TranslationTask(cfg, run_dir, log=lambda _: None, resume=True)
+    elif kind == "captioning":
+        task = _caption_task(cfg, run_dir)
     else:
         from vision.task import VisionTask
 
         task = VisionTask(cfg)
     model, _, _ = load_weights_for_inference(task.build_model(), run_dir, "best", device)
     return task, model
+
+
+def _caption_task(cfg: Any, run_dir: Path) -> Any:
+    """The captioning task of a run: its images read again; the vocabulary built from them must be the
+    run's ``vocab.json`` (``ValueError`` naming it otherwise: the data changed since the cell trained)."""
+    from ..captioning.task import CaptionTask, load_caption_vocab
+
+    task = CaptionTask(cfg, log=lambda _: None)
+    if task.vocab.itos != load_caption_vocab(run_dir).itos:
+        raise ValueError(f"{run_dir / 'vocab.json'}: differs from the vocabulary of the data read again")
+    return task
+
+
+def feature_grid(kind: str, task: Any, model: nn.Module) -> tuple[int, int] | None:
+    """(h, w) of the positions a captioning model attends over (its encoder's feature map), else None."""
+    if kind != "captioning":
+        return None
+    return tuple(model.encoder.grid(task.inputs.height, task.inputs.width))
 
 
 def batches(task: Any, count: int, device: torch.device) -> list[Any]:
