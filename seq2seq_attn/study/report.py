@@ -70,6 +70,12 @@ def _groups(rows: list[CellRow]) -> dict[tuple[str, str], list[CellRow]]:
     return groups
 
 
+def modality(kind: str) -> str:
+    """What the attention of a task kind runs over: ``image`` positions (vision; captioning's decoder attends
+    over the feature map) or ``text`` tokens (classify, translation)."""
+    return "image" if kind in ("vision", "captioning") else "text"
+
+
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
@@ -173,12 +179,12 @@ def findings_section(cfg: StudyConfig, rows: list[CellRow], baseline: str = "non
             verdict = (f"above `{baseline}` ({base[0]:.3g} ± {base[1]:.2g}) beyond the seed noise" if beats else
                        f"inside the seed noise of `{baseline}` ({base[0]:.3g} ± {base[1]:.2g}): not claimed")
         if beats is not None:
-            verdicts["image" if task.kind == "vision" else "text"].append(beats)
+            verdicts[modality(task.kind)].append(beats)
         lines.append(f"- {task_name} ({task.kind}, test {task.metric}): best `{best}` {shown}; {verdict}.")
     lines.append("")
-    for modality, got in verdicts.items():
+    for kind_of_positions, got in verdicts.items():
         if got:
-            lines.append(f"- {modality} tasks where attention beats no attention beyond the noise: "
+            lines.append(f"- {kind_of_positions} tasks where attention beats no attention beyond the noise: "
                          f"{sum(got)} of {len(got)} judged.")
     return lines + [""]
 
@@ -226,8 +232,8 @@ def _gate_row(cfg: StudyConfig, rows: list[CellRow], groups: dict[tuple[str, str
     trained = [r.result["attention"]["trained"] for r in groups[(task, mech)] if r.result]
     gate = [statistics.fmean(x[k] for x in trained if k in x) if any(k in x for x in trained) else None
             for k in ("gate_mean", "gate_sparsity")]
-    modality = "image" if cfg.tasks[task].kind == "vision" else "text"
-    return (f"| {modality} | {task} | {mech} | {_fmt(mean, '.3f')} ± {_fmt(std, '.3f')} | {ref or '–'} "
+    return (f"| {modality(cfg.tasks[task].kind)} | {task} | {mech} | {_fmt(mean, '.3f')} ± {_fmt(std, '.3f')} "
+            f"| {ref or '–'} "
             f"{_fmt(ref_mean, '.3f')} | {shown} | {_fmt(_diff(mean, stats.get('none', (None,))[0]), '+.3f')} "
             f"| {added} | {_fmt(gate[0])} | {_fmt(gate[1])} |")
 
