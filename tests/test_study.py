@@ -91,7 +91,8 @@ def test_tiny_study_stops_resumes_and_reports_every_cell(tmp_path, monkeypatch, 
 
 
 def _fake_result(cfg, cell) -> dict:
-    result = {"cell": runner.asdict(cell), "quality": {"acc": 50.0 + cell.index}, "metric": "acc",
+    metric = cfg.tasks[cell.task].metric
+    result = {"cell": runner.asdict(cell), "quality": {metric: 50.0 + cell.index}, "metric": metric,
               "cost": {"params": 1, "flops": 2, "batch_items": 1, "fwd_ms": 1.0, "fwd_bwd_ms": 2.0,
                        "fwd_peak": 1, "fwd_bwd_peak": 2},
               "attention": {"init": {"modules": 1.0}, "trained": {"modules": 1.0}}, "train_seconds": 0.1}
@@ -234,6 +235,21 @@ def test_findings_across_modalities_claim_only_beyond_the_seed_noise(tmp_path, m
     assert "text tasks where attention beats no attention beyond the noise: 1 of 2 judged." in text
 
 
+def test_the_reported_figure_is_the_study_files_metric_not_the_one_measured(tmp_path, monkeypatch):
+    """A task's ``metric`` chosen after its cells ran (e.g. word accuracy instead of BLEU) is what the report
+    and the CSV show, without retraining; a row without one keeps the figure the cell was measured with."""
+    from seq2seq_attn.study.report import CellRow, cells_csv
+
+    monkeypatch.chdir(REPO)
+    cfg = load_study(_study_file(tmp_path, lambda d: None))
+    cell = expand_cells(cfg)[0]
+    result = {"quality": {"bleu": 0.0, "word_acc": 97.5}, "metric": "bleu"}
+    assert CellRow(cell, result, None, "word_acc").figure() == 97.5
+    assert CellRow(cell, result, None).figure() == 0.0
+    row = next(csv.DictReader(cells_csv([CellRow(cell, result, None, "word_acc")]).decode().splitlines()))
+    assert (row["metric"], float(row["value"])) == ("word_acc", 97.5)
+
+
 def test_noise_notes():
     notes = noise_notes({"a": (80.0, 1.0, 3), "b": (79.5, 1.0, 3), "c": (70.0, 1.0, 3), "d": (75.0, None, 1)})
     assert notes == {"a": "best", "b": "within seed noise of a", "c": "below a (spreads do not overlap)",
@@ -334,4 +350,4 @@ def test_report_puts_text_gates_against_the_same_model_without_the_gate(tmp_path
     assert "| text | demo_cls | se | 52.000 ± – | additive 50.000 | +2.000 | +1.000 | 0 |" in report
     assert "| mechanism | family | accuracy (mean ± std) | seeds done | per seed | macro_f1 (means) | note |" in report
     rows = list(csv.DictReader((tmp_path / "study" / "cells.csv").read_text().splitlines()))
-    assert rows[2]["mechanism"] == "se" and rows[2]["quality"] == "acc=52"
+    assert rows[2]["mechanism"] == "se" and rows[2]["quality"] == "accuracy=52"

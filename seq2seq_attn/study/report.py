@@ -37,15 +37,22 @@ class CellRow:
     cell: Cell
     result: dict | None
     error: str | None
+    #: the quality figure reported; empty: the one the cell was measured with. The study file's task
+    #: ``metric`` names it, so changing which figure a report leads with needs no retraining.
+    metric: str = ""
 
     @property
     def status(self) -> str:
         return "done" if self.result else ("failed" if self.error else "not run")
 
+    @property
+    def metric_name(self) -> str:
+        return self.metric or (self.result or {}).get("metric", "")
+
     def figure(self) -> float | None:
         if not self.result:
             return None
-        value = self.result["quality"].get(self.result["metric"])
+        value = self.result["quality"].get(self.metric_name)
         return float(value) if isinstance(value, (int, float)) else None
 
 
@@ -59,7 +66,7 @@ def collect(cfg: StudyConfig) -> list[CellRow]:
         if result is None and err_file.is_file():
             lines = [ln for ln in err_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
             error = lines[-1][:300] if lines else "failed"
-        rows.append(CellRow(cell, result, error))
+        rows.append(CellRow(cell, result, error, cfg.tasks[cell.task].metric))
     return rows
 
 
@@ -359,7 +366,7 @@ def cells_csv(rows: list[CellRow]) -> bytes:
     for r in rows:
         c, res = r.cell, r.result or {}
         cost, att = res.get("cost", {}), res.get("attention", {"init": {}, "trained": {}})
-        writer.writerow([c.index, c.task, c.kind, c.mechanism, c.family, c.seed, r.status, res.get("metric", ""),
+        writer.writerow([c.index, c.task, c.kind, c.mechanism, c.family, c.seed, r.status, r.metric_name,
                          r.figure(), cost.get("params"), cost.get("flops"), cost.get("fwd_ms"),
                          cost.get("fwd_bwd_ms"), cost.get("fwd_bwd_peak"), res.get("train_seconds"),
                          att["init"].get("entropy_ratio"), att["trained"].get("entropy_ratio"),
