@@ -22,7 +22,7 @@ from torch import nn
 from .capture import RecordsAttention
 from .core import Attention, merge_masks, split_mask
 from .normalize import Softmax
-from .scores import ScaledDotScore
+from .scores import build_score
 
 
 class MultiHeadAttention(RecordsAttention):
@@ -35,10 +35,15 @@ class MultiHeadAttention(RecordsAttention):
         bias: add biases to the input and output projections.
         kdim, vdim: key and value sizes (default ``E``).
         batch_first: inputs are (B, T, E) when True (default), (T, B, E) otherwise.
+        score: the core score of each head's query against its keys (``scaled_dot``, default: Vaswani et al.,
+            2017, with the fused fast path; ``dot``, ``general``, ``additive``: Luong et al., 2015 /
+            Bahdanau et al., 2015 on the head's ``d = E / H`` features, one score module shared by the heads,
+            always through the weights path). Raises ``ValueError`` for an unknown name.
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 kdim: int | None = None, vdim: int | None = None, batch_first: bool = True) -> None:
+                 kdim: int | None = None, vdim: int | None = None, batch_first: bool = True,
+                 score: str = "scaled_dot") -> None:
         super().__init__()
         if embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -66,7 +71,10 @@ class MultiHeadAttention(RecordsAttention):
             self.register_parameter("in_proj_bias", None)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         # The weights path: the project's one attention abstraction.
-        self.attention = Attention(ScaledDotScore(), Softmax(), dropout)
+        if score not in ("scaled_dot", "dot", "general", "additive"):
+            raise ValueError(f"score must be scaled_dot, dot, general or additive, got {score!r}")
+        self.score_name = score
+        self.attention = Attention(build_score(score, self.head_dim, self.head_dim), Softmax(), dropout)
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -136,14 +144,16 @@ class MultiHeadAttention(RecordsAttention):
         if attn_mask is not None and attn_mask.dim() == 3:
             attn_mask = attn_mask.view(bsz, self.num_heads, tq, tk)
         mask = merge_masks(key_padding_mask, attn_mask, heads=True)  # bool or float, to (B, H, Tq, Tk)
-        if need_weights or self.capturing:
-            ctx, weights = self.attention(q, k, v, mask=mask, projected_keys=k)
+        if need_weights or self.capturing or self.score_name != "scaled_dot":
+            ctx, weights = self.attention(q, k, v, mask=mask)
             self.record(weights)  # (B, H, Tq, Tk)
         else:
             weights = None
             ctx = self._fused(q, k, v, mask)
         ctx = ctx.transpose(1, 2).reshape(bsz, tq, self.embed_dim)  # (B, Tq, E)
         out = self.out_proj(ctx)
+        if not (need_weights or self.capturing):
+            weights = None
         if weights is not None and average_attn_weights:
             weights = weights.mean(dim=1)  # (B, Tq, Tk)
         return out, weights

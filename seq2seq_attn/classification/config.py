@@ -97,6 +97,8 @@ class ModelConfig:
     num_heads: int = 4
     ff_dim: int = 512
     pooling: Literal["mean", "cls", "attention"] = "attention"
+    # the score of the layers' self-attention (MultiHeadAttention's core score; scaled_dot takes the fused path)
+    self_attention_score: Literal["scaled_dot", "dot", "general", "additive"] = "scaled_dot"
     # start from an earlier classify run's best weights (same model dimensions; embedding rows matched by
     # token, output rows by label name; see classification/transfer.py); ignored when resuming
     init_from: str | None = None

@@ -38,6 +38,8 @@ class Sublayers(nn.Module):
         activation: ``relu`` or ``gelu``.
         norm_first: pre-LN instead of post-LN.
         layer_norm_eps: LayerNorm epsilon.
+        attention_score: the self-attention's core score (``MultiHeadAttention``'s ``score``; default
+            ``scaled_dot``).
 
     Raises:
         ValueError: for an unknown activation.
@@ -47,13 +49,14 @@ class Sublayers(nn.Module):
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  attention_dropout: float | None = None, activation_dropout: float | None = None,
-                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5) -> None:
+                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5,
+                 attention_score: str = "scaled_dot") -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.norm_first = norm_first
         self.attention_dropout = dropout if attention_dropout is None else attention_dropout
-        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=self.attention_dropout)
+        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=self.attention_dropout, score=attention_score)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.dropout = nn.Dropout(dropout if activation_dropout is None else activation_dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)

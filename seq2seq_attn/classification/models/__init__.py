@@ -24,7 +24,8 @@ def build_model(cfg: ModelConfig, vocab_size: int, num_classes: int) -> nn.Modul
     if cfg.type == "han":
         return HAN(hidden_size=cfg.hidden_size, **normalizer, **common)
     return TransformerClassifier(num_layers=cfg.num_layers, num_heads=cfg.num_heads, ff_dim=cfg.ff_dim,
-                                 pooling=cfg.pooling, **gate, **common)
+                                 pooling=cfg.pooling, self_attention_score=cfg.self_attention_score, **gate,
+                                 **common)
 
 
 __all__ = ["HAN", "AttentionClassifier", "ClassifierOutput", "QueryAttentionPooling", "TransformerClassifier",

@@ -22,14 +22,16 @@ class TransformerClassifier(nn.Module):
     final LayerNorm, then pooling: ``mean`` (uniform weights over the real tokens), ``cls`` (a CLS token
     prepended; its last-layer attention, head-averaged, explains the decision) or ``attention`` (a learned
     query with the ``score`` function). ``channel_gate`` (``se``/``eca``, None: no gate) gates the final
-    states' D channels before the pooling (the squeeze: the mean over the real tokens). Raises ``ValueError``
-    for an unknown pooling or gate.
+    states' D channels before the pooling (the squeeze: the mean over the real tokens).
+    ``self_attention_score`` is the layers' self-attention score (``scaled_dot``, ``dot``, ``general``,
+    ``additive``: :class:`~seq2seq_attn.attention.MultiHeadAttention`'s ``score``). Raises ``ValueError``
+    for an unknown pooling, gate or score.
     """
 
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, num_layers: int = 2,
                  num_heads: int = 4, ff_dim: int = 512, pooling: str = "attention", score: str = "scaled_dot",
                  attention_dim: int | None = None, dropout: float = 0.1, embed_dropout: float = 0.1,
-                 channel_gate: str | None = None) -> None:
+                 channel_gate: str | None = None, self_attention_score: str = "scaled_dot") -> None:
         super().__init__()
         if pooling not in ("mean", "cls", "attention"):
             raise ValueError(f"unknown pooling {pooling!r}: expected mean, cls or attention")
@@ -39,7 +41,8 @@ class TransformerClassifier(nn.Module):
         self.positions = PositionalEncoding(embed_dim, None)  # sinusoidal, cached, any length
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.layers = nn.ModuleList(
-            TransformerEncoderLayer(embed_dim, num_heads, ff_dim, dropout, activation="gelu", norm_first=True)
+            TransformerEncoderLayer(embed_dim, num_heads, ff_dim, dropout, activation="gelu", norm_first=True,
+                                    attention_score=self_attention_score)
             for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dim)
         self.channel_gate = None if channel_gate is None else SequenceChannelGate(channel_gate, embed_dim)
