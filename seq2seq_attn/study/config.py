@@ -276,6 +276,12 @@ def task_mechanisms(cfg: StudyConfig, task: str) -> list[str]:
     return [m for m, mech in cfg.mechanisms.items() if t.kind in mech.set]
 
 
+def modality(kind: str) -> str:
+    """What the attention of a task kind runs over: ``image`` positions (vision; captioning's decoder attends
+    over the feature map) or ``text`` tokens (classify, translation)."""
+    return "image" if kind in ("vision", "captioning") else "text"
+
+
 def expand_cells(cfg: StudyConfig) -> list[Cell]:
     """Every (task, mechanism, seed) cell in a fixed order (task, then mechanism, then seed), numbered."""
     cells: list[Cell] = []

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..training.checkpoint import atomic_write_bytes
-from .config import Cell, StudyConfig, default_mechanism, expand_cells
+from .config import Cell, StudyConfig, default_mechanism, expand_cells, modality
 from .growth import GrowthRow, rows_from_dict
 from .html import write_html
 from .papers import PAPERS_SECTION
@@ -75,12 +75,6 @@ def _groups(rows: list[CellRow]) -> dict[tuple[str, str], list[CellRow]]:
     for r in rows:
         groups.setdefault((r.cell.task, r.cell.mechanism), []).append(r)
     return groups
-
-
-def modality(kind: str) -> str:
-    """What the attention of a task kind runs over: ``image`` positions (vision; captioning's decoder attends
-    over the feature map) or ``text`` tokens (classify, translation)."""
-    return "image" if kind in ("vision", "captioning") else "text"
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:

@@ -30,7 +30,7 @@ from ..training.checkpoint import atomic_write_bytes, atomic_write_json, read_la
 from ..training.config import cpu_threads
 from ..training.runtime import resolve_device
 from . import measure, tasks
-from .config import Cell, StudyConfig, cell_identity, check_cell_configs, expand_cells
+from .config import Cell, StudyConfig, cell_identity, check_cell_configs, expand_cells, modality
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
@@ -125,7 +125,7 @@ def measure_cell(cfg: StudyConfig, cell: Cell, run_dir: Path, device: str) -> di
     batches = tasks.batches(task, s.stat_batches, dev)
     with cpu_threads(s.bench_threads if dev.type == "cpu" else None):
         cost = measure.cost(task, model, batches[0], dev, s.bench_warmup, s.bench_repeats)
-    stats = measure.init_and_trained_stats(task, model, batches, cell.kind in ("vision", "captioning"), cell.seed,
+    stats = measure.init_and_trained_stats(task, model, batches, modality(cell.kind) == "image", cell.seed,
                                            dev, task.build_model, tasks.feature_grid(cell.kind, task, model))
     return {"quality": quality, "metric": cfg.tasks[cell.task].metric, "cost": cost, "attention": stats}
 
