@@ -115,7 +115,14 @@ class CaptionConfig:
 
     ``mean``/``std``: per channel in [0, 1] (default: computed on the training images); ``min_freq``: words
     rarer than this in the training captions become ``<unk>``; ``eval_images``: validate on the first N
-    validation images only (None = all)."""
+    validation images only (None = all).
+
+    Training augmentation (off by default; validation and test images are never augmented), drawn per batch
+    from the run's seed and the batch's examples, so a resumed run sees the same batches: ``crop_padding``: shift
+    each image by up to this many pixels (zero padding, then a crop of the original size, as the vision task's
+    random crop; the captions are unchanged); ``flip_boxes``: mirror each caption word's box left-right with
+    probability 0.5 (only for data with word boxes, i.e. the built-in sets; meant for CIFAR-10 mosaics, whose
+    words name the tiles, not for digit strings)."""
 
     data: dict[str, Any]
     task: Literal["captioning"] = "captioning"
@@ -132,6 +139,8 @@ class CaptionConfig:
     label_smoothing: float = 0.0
     mean: list[float] | None = None
     std: list[float] | None = None
+    crop_padding: int = 0
+    flip_boxes: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.eval_batch_size < 1 or self.min_freq < 1:
@@ -140,5 +149,7 @@ class CaptionConfig:
             raise ValueError(f"eval_images must be >= 1 or null, got {self.eval_images}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
         if (self.mean is None) != (self.std is None) or (self.std is not None and min(self.std) <= 0):
             raise ValueError("give both mean and std (std > 0), or neither")

@@ -200,3 +200,22 @@ def load_caption_split(data: Mapping[str, Any], split: str, *, cache: str | Path
     from .readers import read_user_split
 
     return read_user_split(fmt, data, split, image_size_of(data, DEFAULT_IMAGE_SIZE), policy, cache)
+
+
+def flip_boxes(images: torch.Tensor, boxes: Sequence[Sequence[Box | None]], generator: torch.Generator) -> torch.Tensor:
+    """Mirror the pixels inside each word's box left-right, each box with probability 0.5 (a training
+    augmentation for captions whose words name what lies in their boxes, e.g. the tiles of a CIFAR-10 mosaic;
+    not for words a mirror changes, such as digits).
+
+    ``images``: uint8 (B, C, H, W); ``boxes[b]``: the boxes ``(x0, y0, x1, y1)`` (pixels, exclusive ends) of image
+    ``b``'s caption words, ``None`` for a word without a box. Returns a new tensor; a box is flipped at most once
+    (two words with the same box share one draw). Randomness from ``generator`` only (exact on resume).
+    """
+    out = images.clone()
+    for b, image_boxes in enumerate(boxes):
+        seen = {tuple(int(round(v)) for v in box) for box in image_boxes if box is not None}
+        for x0, y0, x1, y1 in sorted(seen):
+            if torch.rand((), generator=generator) < 0.5:
+                out[b, :, y0:y1, x0:x1] = out[b, :, y0:y1, x0:x1].flip(-1)
+    return out
+

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vision.data import channel_stats
+from vision.data import augment, batch_seed, channel_stats
 
 from ..attention import sampled_attention
 from ..classification.text import WordVocab, load_vocab
@@ -30,6 +30,7 @@ from ..translation.metrics import CorpusScore
 from ..translation.subwords import PAD
 from ..translation.task import label_smoothed_nll, sentence_nll
 from .config import CaptionConfig
+from .data import flip_boxes
 from .evaluation import finish_metrics, pad_captions, search_images, teacher_forced, word_correctness
 from .model import CaptionModel, build_caption_model, doubly_stochastic_penalty
 
@@ -105,6 +106,9 @@ class CaptionTask:
             cfg, (cfg.train_split, cfg.valid_split))
         if not len(self.train_set.captions):
             raise ValueError(f"split {cfg.train_split!r} has no images")
+        if cfg.flip_boxes and self.train_set.boxes is None:
+            raise ValueError(f"flip_boxes: the {cfg.train_split!r} split has no word boxes (only the built-in "
+                             f"digit_strings / cifar_mosaics sets have them); set flip_boxes: false")
         self.vocab = build_vocab(self.train_set.captions, cfg.min_freq)
         self.pairs = [(i, j) for i, caps in enumerate(self.train_set.captions) for j in range(len(caps))]
         self.train_ids = [[self.vocab.to_ids(list(c)) for c in caps] for caps in self.train_set.captions]
@@ -136,7 +140,21 @@ class CaptionTask:
         pairs = [self.pairs[i] for i in indices]
         tgt_in, tgt_out = pad_captions([self.train_ids[i][j] for i, j in pairs])
         images = self.train_set.images[torch.tensor([i for i, _ in pairs], dtype=torch.long)]
+        images = self.augment_batch(images, pairs)
         return {"images": images, "tgt_in": tgt_in, "tgt_out": tgt_out}  # uint8 (B, C, H, W), (B, T) x 2
+
+    def augment_batch(self, images: torch.Tensor, pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """The config's training augmentation of a batch (uint8 (B, C, H, W) -> same), seeded by the run's seed
+        and the batch's (image, caption) pairs (``vision.data.batch_seed``), so resuming is exact."""
+        cfg = self.cfg
+        if not cfg.flip_boxes and cfg.crop_padding == 0:
+            return images
+        g = torch.Generator().manual_seed(batch_seed(cfg.training.seed, torch.tensor(pairs).flatten()))
+        if cfg.flip_boxes:
+            images = flip_boxes(images, [self.train_set.boxes[i][j] for i, j in pairs], g)
+        if cfg.crop_padding > 0:
+            images = augment(images, g, padding=cfg.crop_padding, flip=False)
+        return images
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         tgt_out = batch["tgt_out"]
