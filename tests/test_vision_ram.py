@@ -9,10 +9,11 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.cli import main
-from vision.glimpse import glimpse_sensor, pixel_centre
+from vision.glimpse import glimpse_pyramid, glimpse_sensor, pixel_centre
 from vision.mnist_variants import VARIANTS, make_variant
 from vision.models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
 
@@ -43,6 +44,46 @@ def test_sensor_shapes_and_a_hand_checked_crop():
     torch.testing.assert_close(out[3:4], glimpse_sensor(imgs[3:4], locs[3:4], 4, 2))
     with pytest.raises(ValueError, match="locations must be"):
         glimpse_sensor(imgs, locs[:2], 4, 2)
+
+
+def _crop_then_average(images, locations, patch, scales):
+    """The sensor by its definition: a bilinear crop of g 2^i pixels per scale, averaged in 2^i blocks."""
+    b, c, h, w = images.shape
+    out = []
+    for i in range(scales):
+        side = patch * 2 ** i
+        theta = images.new_zeros(b, 2, 3)
+        theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = side / w, side / h, locations
+        grid = F.affine_grid(theta, [b, c, side, side], align_corners=False)
+        crop = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out.append(F.avg_pool2d(crop, 2 ** i))
+    return torch.stack(out, 1)
+
+
+@pytest.mark.parametrize("h, w, patch, scales", [(60, 60, 12, 3), (20, 30, 4, 2), (7, 9, 3, 3), (100, 100, 12, 4)])
+def test_sensor_equals_the_crop_then_block_average(h, w, patch, scales):
+    torch.manual_seed(h + scales)
+    images = torch.rand(6, 2, h, w, dtype=torch.float64)
+    locations = torch.rand(6, 2, dtype=torch.float64) * 3 - 1.5  # inside, across and beyond the border
+    expected = _crop_then_average(images, locations, patch, scales)
+    torch.testing.assert_close(glimpse_sensor(images, locations, patch, scales), expected)
+    pyramid = glimpse_pyramid(images, scales)  # shared across glimpses: the same numbers
+    torch.testing.assert_close(glimpse_sensor(images, locations, patch, scales, pyramid), expected)
+    with pytest.raises(ValueError, match="pyramid has 1 levels"):
+        glimpse_sensor(images, locations, patch, 2, pyramid[:1])
+
+
+def test_convolutional_glimpse_network_trains_every_pathway():
+    model = RecurrentAttentionModel(10, 1, glimpses=3, patch=12, scales=3, conv_widths=(4, 8, 8), core="lstm")
+    assert [m.stride for m in model.glimpse_net.conv if isinstance(m, torch.nn.Conv2d)] == [(1, 1), (2, 2), (2, 2)]
+    assert model.glimpse_net.what.in_features == 8 * 3 * 3  # 12 -> 12 -> 6 -> 3
+    images, labels = torch.rand(5, 1, 60, 60), torch.randint(0, 10, (5,))
+    logits = model(images)
+    loss = F.cross_entropy(logits, labels) + policy_loss(model, logits, labels)[0]
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    with pytest.raises(ValueError, match="must be >= 1"):
+        RecurrentAttentionModel(10, conv_widths=(4, 0))
 
 
 def test_locations_are_captured_and_evaluation_is_deterministic():

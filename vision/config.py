@@ -85,12 +85,13 @@ class RecurrentConfig:
     where_hidden: int = 128  # glimpse network: the "where" pathway
     hidden: int = 256  # glimpse feature and recurrent state size
     core: Literal["rnn", "lstm"] = "rnn"
+    glimpse_conv: list[int] = field(default_factory=list)  # ram: conv "what" pathway widths ([]: the paper's linear)
     cnn_widths: list[int] = field(default_factory=lambda: [16, 32])  # soft_rnn: conv3x3-ReLU-maxpool stages
     attention_dim: int = 128  # soft_rnn: additive attention's hidden size
 
     def __post_init__(self) -> None:
         sizes = (self.glimpses, self.patch, self.scales, self.what_hidden, self.where_hidden, self.hidden,
-                 self.attention_dim, *self.cnn_widths)
+                 self.attention_dim, *self.cnn_widths, *self.glimpse_conv)
         if min(sizes) < 1 or not self.cnn_widths:
             raise ValueError("glimpses, patch, scales, hidden sizes and cnn_widths must be >= 1")
         if not self.std > 0:

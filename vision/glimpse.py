@@ -5,7 +5,7 @@ A glimpse at location ``l`` is ``k`` square patches centred on ``l``: the first 
 twice as wide, every patch resized to ``g×g`` (block averages) and the ``k`` results stacked. Locations are in
 ``[-1, 1]²`` as ``(x, y)`` (``F.grid_sample``'s convention: ``(-1, -1)`` is the top-left image corner,
 ``(1, 1)`` the bottom-right), so the same model reads images of any size; outside the image the sensor sees
-zeros. The crop of the whole batch is one ``F.affine_grid`` + ``F.grid_sample`` per scale (no loop over images).
+zeros. The crop of the whole batch is one ``F.grid_sample`` per scale on a box-filtered image (no loop over images).
 """
 
 from __future__ import annotations
@@ -18,8 +18,29 @@ import torch.nn.functional as F
 from seq2seq_attn.plotting import save_figure
 
 
-def glimpse_sensor(images: torch.Tensor, locations: torch.Tensor, patch: int, scales: int) -> torch.Tensor:
+def glimpse_pyramid(images: torch.Tensor, scales: int) -> list[torch.Tensor]:
+    """The box-filtered images the sensor samples, computed once per image batch and shared by every glimpse.
+
+    Level ``i`` is the image's ``r×r`` box average at stride 1 (``r = 2**i``) over the image zero-padded by
+    ``r - 1`` on every side: (B, C, H + r - 1, W + r - 1), with entry ``[y, x]`` the mean of the image's pixels
+    ``y - r + 1 .. y`` × ``x - r + 1 .. x``. Level 0 is the image itself.
+    """
+    out = [images]
+    for i in range(1, scales):
+        r = 2 ** i
+        out.append(F.avg_pool2d(F.pad(images, (r - 1,) * 4), r, stride=1))
+    return out
+
+
+def glimpse_sensor(images: torch.Tensor, locations: torch.Tensor, patch: int, scales: int,
+                   pyramid: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Extract the retina-like glimpse ``rho(x, l)``.
+
+    Patch ``i`` is the bilinear crop of ``g 2^i`` pixels around ``l`` averaged in ``2^i×2^i`` blocks down to
+    ``g×g``. Because the crop's sample points are one pixel apart, that block average equals one bilinear
+    sample of the ``2^i`` box-filtered image (:func:`glimpse_pyramid`) per output pixel: ``g²`` samples per
+    scale instead of ``g² 4^i`` (the same numbers up to rounding; one ``F.grid_sample`` per scale for the
+    whole batch, no loop over images).
 
     Args:
         images: (B, C, H, W) float.
@@ -27,28 +48,36 @@ def glimpse_sensor(images: torch.Tensor, locations: torch.Tensor, patch: int, sc
             covers the zero border).
         patch: g, the side in pixels of the first (finest) patch and of every resized patch.
         scales: k >= 1 patches, of sides ``g * 2**i`` pixels, ``i = 0 .. k-1``.
+        pyramid: ``glimpse_pyramid(images, scales)`` when the caller reads several glimpses of the same
+            images (computed here otherwise).
 
     Returns:
         (B, k, C, g, g): patch i is the ``g 2^i``-pixel square around ``l`` averaged down to ``g×g``.
 
     Raises:
-        ValueError: ``patch < 1``, ``scales < 1`` or locations not (B, 2).
+        ValueError: ``patch < 1``, ``scales < 1``, locations not (B, 2) or a pyramid of the wrong depth.
     """
     if patch < 1 or scales < 1:
         raise ValueError(f"patch and scales must be >= 1, got {patch}, {scales}")
     b, c, h, w = images.shape
     if locations.shape != (b, 2):
         raise ValueError(f"locations must be (B, 2) = ({b}, 2), got {tuple(locations.shape)}")
+    pyramid = glimpse_pyramid(images, scales) if pyramid is None else pyramid
+    if len(pyramid) < scales:
+        raise ValueError(f"pyramid has {len(pyramid)} levels, the sensor needs {scales}")
+    loc = locations.to(images.dtype)
+    size = loc.new_tensor([w, h])
+    steps = torch.arange(patch, device=images.device, dtype=images.dtype)
     out = []
     for i in range(scales):
-        side = patch * 2 ** i  # pixels
-        theta = images.new_zeros(b, 2, 3)
-        theta[:, 0, 0] = side / w  # the patch spans side/W of the image's width in normalized units
-        theta[:, 1, 1] = side / h
-        theta[:, :, 2] = locations.to(images.dtype)
-        grid = F.affine_grid(theta, [b, c, side, side], align_corners=False)  # (B, side, side, 2)
-        crop = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        out.append(F.avg_pool2d(crop, 2 ** i) if i else crop)  # (B, C, g, g)
+        r = 2 ** i
+        level = pyramid[i]  # (B, C, H + r - 1, W + r - 1)
+        first = (loc + 1) * size / 2 - patch * r / 2  # (B, 2): pixel coordinate of the crop's first sample
+        pos = first.unsqueeze(1) + (steps * r + r - 1).view(1, -1, 1)  # (B, g, 2): in the level's pixels
+        norm = (2 * pos + 1) / loc.new_tensor([level.shape[-1], level.shape[-2]]) - 1  # align_corners=False
+        grid = torch.stack([norm[:, None, :, 0].expand(b, patch, patch),
+                            norm[:, :, None, 1].expand(b, patch, patch)], -1)  # (B, g, g, 2) as (x, y)
+        out.append(F.grid_sample(level, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
     return torch.stack(out, 1)  # (B, k, C, g, g)
 
 

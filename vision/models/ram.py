@@ -29,7 +29,7 @@ from torch import nn
 
 from seq2seq_attn.attention import AdditiveScore, Attention, RecordsAttention
 
-from ..glimpse import glimpse_sensor
+from ..glimpse import glimpse_pyramid, glimpse_sensor
 
 Core = Literal["rnn", "lstm"]
 
@@ -60,16 +60,30 @@ class RecurrentCore(nn.Module):
 
 
 class GlimpseNetwork(nn.Module):
-    """``g = ReLU(W_1 ReLU(W_g rho) + W_2 ReLU(W_w l))``: the "what" (glimpse) and "where" (location) pathways."""
+    """``g = ReLU(W_1 ReLU(W_g rho) + W_2 ReLU(W_w l))``: the "what" (glimpse) and "where" (location) pathways.
 
-    def __init__(self, glimpse_size: int, what_hidden: int, where_hidden: int, out: int) -> None:
+    ``conv_widths`` empty: ``W_g`` is one linear layer on the flattened glimpse (the paper's). Otherwise the
+    "what" pathway is a small CNN on the ``k·C`` stacked patches first (conv3×3-ReLU per width, stride 2
+    after the first; the convolutional glimpse network of Ba, Mnih, Kavukcuoglu, 2015, "Multiple Object
+    Recognition with Visual Attention", arXiv:1412.7755), then ``W_g`` on its flattened output.
+    """
+
+    def __init__(self, channels: int, patch: int, what_hidden: int, where_hidden: int, out: int,
+                 conv_widths: tuple[int, ...] = ()) -> None:
         super().__init__()
-        self.what, self.where = nn.Linear(glimpse_size, what_hidden), nn.Linear(2, where_hidden)
+        layers: list[nn.Module] = []
+        side = patch
+        for n, width in enumerate(conv_widths):
+            stride = 1 if n == 0 else 2
+            layers += [nn.Conv2d(channels, width, 3, stride=stride, padding=1), nn.ReLU(inplace=True)]
+            channels, side = width, (side - 1) // stride + 1
+        self.conv = nn.Sequential(*layers)
+        self.what, self.where = nn.Linear(channels * side * side, what_hidden), nn.Linear(2, where_hidden)
         self.what_out, self.where_out = nn.Linear(what_hidden, out), nn.Linear(where_hidden, out)
 
     def forward(self, glimpse: torch.Tensor, location: torch.Tensor) -> torch.Tensor:
         """glimpse (B, k, C, g, g), location (B, 2) -> (B, out)."""
-        what = F.relu(self.what(glimpse.flatten(1)))
+        what = F.relu(self.what(self.conv(glimpse.flatten(1, 2)).flatten(1)))  # (B, what_hidden)
         where = F.relu(self.where(location))
         return F.relu(self.what_out(what) + self.where_out(where))
 
@@ -82,7 +96,8 @@ class RecurrentAttentionModel(RecordsAttention):
         num_classes, in_channels: classes and image channels (any image size).
         glimpses: G; patch: g pixels; scales: k; std: the policy's fixed standard deviation (in the
             ``[-1, 1]`` location units); what_hidden, where_hidden, hidden: layer sizes (paper: 128, 128, 256);
-        core: ``rnn`` or ``lstm``.
+        core: ``rnn`` or ``lstm``; conv_widths: a convolutional "what" pathway (:class:`GlimpseNetwork`;
+            empty: the paper's linear one).
 
     Raises:
         ValueError: a size < 1 or ``std <= 0``.
@@ -90,12 +105,13 @@ class RecurrentAttentionModel(RecordsAttention):
 
     def __init__(self, num_classes: int, in_channels: int = 1, glimpses: int = 6, patch: int = 8, scales: int = 1,
                  std: float = 0.17, what_hidden: int = 128, where_hidden: int = 128, hidden: int = 256,
-                 core: Core = "rnn") -> None:
+                 core: Core = "rnn", conv_widths: tuple[int, ...] = ()) -> None:
         super().__init__()
-        if min(glimpses, patch, scales, what_hidden, where_hidden, hidden) < 1 or not std > 0:
+        if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, *conv_widths) < 1 or not std > 0:
             raise ValueError("glimpses, patch, scales and sizes must be >= 1 and std > 0")
         self.glimpses, self.patch, self.scales, self.std = glimpses, patch, scales, float(std)
-        self.glimpse_net = GlimpseNetwork(scales * in_channels * patch * patch, what_hidden, where_hidden, hidden)
+        self.glimpse_net = GlimpseNetwork(scales * in_channels, patch, what_hidden, where_hidden, hidden,
+                                          tuple(conv_widths))
         self.core = RecurrentCore(hidden, hidden, core)
         self.locator = nn.Linear(hidden, 2)
         self.baseline = nn.Linear(hidden, 1)
@@ -115,13 +131,14 @@ class RecurrentAttentionModel(RecordsAttention):
         b = images.shape[0]
         state = self.core.initial(b, images)
         locations, log_probs, baselines = [], [], []
+        pyramid = glimpse_pyramid(images, self.scales)  # shared by the G glimpses
         for _ in range(self.glimpses):
             loc, log_prob = self.next_location(state[0])
             if log_prob is not None:
                 log_probs.append(log_prob)
                 baselines.append(self.baseline(state[0].detach()).squeeze(-1).float())  # (B,)
             locations.append(loc)
-            glimpse = glimpse_sensor(images, loc, self.patch, self.scales)  # (B, k, C, g, g)
+            glimpse = glimpse_sensor(images, loc, self.patch, self.scales, pyramid)  # (B, k, C, g, g)
             state = self.core(self.glimpse_net(glimpse, loc), state)
         self.record(torch.stack(locations, 1))  # (B, G, 2)
         self._policy = (torch.stack(log_probs, 1), torch.stack(baselines, 1)) if log_probs else None  # (B, G)
