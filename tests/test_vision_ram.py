@@ -86,6 +86,19 @@ def test_convolutional_glimpse_network_trains_every_pathway():
         RecurrentAttentionModel(10, conv_widths=(4, 0))
 
 
+@pytest.mark.parametrize("trains_core", [False, True])
+def test_the_policy_gradient_reaches_the_core_only_when_asked(trains_core):
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(10, 1, glimpses=3, patch=4, scales=2, policy_trains_core=trains_core)
+    images, labels = torch.rand(8, 1, 20, 20), torch.randint(0, 10, (8,))
+    logits = model(images)
+    policy_loss(model, logits, labels)[0].backward()  # REINFORCE + baseline only, no cross-entropy
+    assert model.locator.weight.grad.abs().sum() > 0
+    core_grad = model.core.w_h.weight.grad
+    assert (core_grad is not None and core_grad.abs().sum() > 0) == trains_core
+    assert model.classifier.weight.grad is None  # the reward is not differentiated
+
+
 def test_locations_are_captured_and_evaluation_is_deterministic():
     torch.manual_seed(0)
     model = RecurrentAttentionModel(10, 1, glimpses=4, patch=4, scales=2, hidden=32, what_hidden=16,

@@ -86,6 +86,7 @@ class RecurrentConfig:
     hidden: int = 256  # glimpse feature and recurrent state size
     core: Literal["rnn", "lstm"] = "rnn"
     glimpse_conv: list[int] = field(default_factory=list)  # ram: conv "what" pathway widths ([]: the paper's linear)
+    policy_trains_core: bool = False  # ram: REINFORCE's gradient also trains the core and glimpse network
     cnn_widths: list[int] = field(default_factory=lambda: [16, 32])  # soft_rnn: conv3x3-ReLU-maxpool stages
     attention_dim: int = 128  # soft_rnn: additive attention's hidden size
 

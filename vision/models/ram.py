@@ -5,7 +5,9 @@ spatial attention over a CNN feature map.
 RAM (section 3 of the paper), for ``t = 1 .. G`` glimpses:
 
 - location network: ``l_t ~ N(mu_t, std² I)`` with ``mu_t = tanh(W_l h_{t-1})`` (``h_0 = 0``, so ``mu_1`` is
-  learned by its bias); at evaluation ``l_t = mu_t``. It reads ``h`` detached: REINFORCE alone trains it;
+  learned by its bias); at evaluation ``l_t = mu_t``. By default it reads ``h`` detached, so REINFORCE trains
+  the location network alone; with ``policy_trains_core`` the REINFORCE gradient also reaches the core and the
+  glimpse network, as in the paper's gradient over all parameters ``theta`` (section 3.2);
 - glimpse sensor ``rho(x, l_t)`` (:func:`vision.glimpse.glimpse_sensor`: k patches, g×g, doubling scales);
 - glimpse network (what and where): ``g_t = ReLU(W_1 ReLU(W_g rho) + W_2 ReLU(W_w l_t))``;
 - recurrent core: ``h_t = ReLU(W_h h_{t-1} + W_x g_t)`` (``core: rnn``) or an LSTM cell (``core: lstm``);
@@ -96,8 +98,9 @@ class RecurrentAttentionModel(RecordsAttention):
         num_classes, in_channels: classes and image channels (any image size).
         glimpses: G; patch: g pixels; scales: k; std: the policy's fixed standard deviation (in the
             ``[-1, 1]`` location units); what_hidden, where_hidden, hidden: layer sizes (paper: 128, 128, 256);
-        core: ``rnn`` or ``lstm``; conv_widths: a convolutional "what" pathway (:class:`GlimpseNetwork`;
-            empty: the paper's linear one).
+        core: ``rnn`` or ``lstm``; policy_trains_core: let REINFORCE's gradient reach the core and the glimpse
+            network (default: the location network alone); conv_widths: a convolutional "what" pathway
+            (:class:`GlimpseNetwork`; empty: the paper's linear one).
 
     Raises:
         ValueError: a size < 1 or ``std <= 0``.
@@ -105,11 +108,12 @@ class RecurrentAttentionModel(RecordsAttention):
 
     def __init__(self, num_classes: int, in_channels: int = 1, glimpses: int = 6, patch: int = 8, scales: int = 1,
                  std: float = 0.17, what_hidden: int = 128, where_hidden: int = 128, hidden: int = 256,
-                 core: Core = "rnn", conv_widths: tuple[int, ...] = ()) -> None:
+                 core: Core = "rnn", conv_widths: tuple[int, ...] = (), policy_trains_core: bool = False) -> None:
         super().__init__()
         if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, *conv_widths) < 1 or not std > 0:
             raise ValueError("glimpses, patch, scales and sizes must be >= 1 and std > 0")
         self.glimpses, self.patch, self.scales, self.std = glimpses, patch, scales, float(std)
+        self.policy_trains_core = policy_trains_core
         self.glimpse_net = GlimpseNetwork(scales * in_channels, patch, what_hidden, where_hidden, hidden,
                                           tuple(conv_widths))
         self.core = RecurrentCore(hidden, hidden, core)
@@ -120,7 +124,7 @@ class RecurrentAttentionModel(RecordsAttention):
 
     def next_location(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The location (B, 2) to look at after state ``h`` (B, H), and its log-probability (B,) in training."""
-        mean = torch.tanh(self.locator(h.detach()).float())  # float32 under autocast too
+        mean = torch.tanh(self.locator(h if self.policy_trains_core else h.detach()).float())  # float32 (autocast)
         if not self.training:
             return mean, None
         sample = (mean + self.std * torch.randn_like(mean)).detach()
