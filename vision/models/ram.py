@@ -100,24 +100,28 @@ class RecurrentAttentionModel(RecordsAttention):
             ``[-1, 1]`` location units); what_hidden, where_hidden, hidden: layer sizes (paper: 128, 128, 256);
         core: ``rnn`` or ``lstm``; policy_trains_core: let REINFORCE's gradient reach the core and the glimpse
             network (default: the location network alone); conv_widths: a convolutional "what" pathway
-            (:class:`GlimpseNetwork`; empty: the paper's linear one).
+            (:class:`GlimpseNetwork`; empty: the paper's linear one); locator_hidden: a ReLU hidden layer of
+            this size in the location network before the linear map to ``mu`` (0: the paper's linear map).
 
     Raises:
-        ValueError: a size < 1 or ``std <= 0``.
+        ValueError: a size < 1, ``std <= 0`` or ``locator_hidden < 0``.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 1, glimpses: int = 6, patch: int = 8, scales: int = 1,
                  std: float = 0.17, what_hidden: int = 128, where_hidden: int = 128, hidden: int = 256,
-                 core: Core = "rnn", conv_widths: tuple[int, ...] = (), policy_trains_core: bool = False) -> None:
+                 core: Core = "rnn", conv_widths: tuple[int, ...] = (), policy_trains_core: bool = False,
+                 locator_hidden: int = 0) -> None:
         super().__init__()
-        if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, *conv_widths) < 1 or not std > 0:
+        if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, *conv_widths) < 1 or not std > 0 \
+                or locator_hidden < 0:
             raise ValueError("glimpses, patch, scales and sizes must be >= 1 and std > 0")
         self.glimpses, self.patch, self.scales, self.std = glimpses, patch, scales, float(std)
         self.policy_trains_core = policy_trains_core
         self.glimpse_net = GlimpseNetwork(scales * in_channels, patch, what_hidden, where_hidden, hidden,
                                           tuple(conv_widths))
         self.core = RecurrentCore(hidden, hidden, core)
-        self.locator = nn.Linear(hidden, 2)
+        self.locator = nn.Linear(hidden, 2) if not locator_hidden else nn.Sequential(
+            nn.Linear(hidden, locator_hidden), nn.ReLU(inplace=True), nn.Linear(locator_hidden, 2))
         self.baseline = nn.Linear(hidden, 1)
         self.classifier = nn.Linear(hidden, num_classes)
         self._policy: tuple[torch.Tensor, torch.Tensor] | None = None
