@@ -99,6 +99,21 @@ def test_the_policy_gradient_reaches_the_core_only_when_asked(trains_core):
     assert model.classifier.weight.grad is None  # the reward is not differentiated
 
 
+def test_a_hidden_layer_in_the_location_network_is_trained_by_reinforce():
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(10, 1, glimpses=3, patch=4, scales=2, locator_hidden=16)
+    assert isinstance(model.locator[0], torch.nn.Linear) and model.locator[0].out_features == 16
+    logits = model(torch.rand(8, 1, 20, 20))
+    policy_loss(model, logits, torch.randint(0, 10, (8,)))[0].backward()
+    assert model.locator[0].weight.grad.abs().sum() > 0 and model.locator[2].weight.grad.abs().sum() > 0
+    model.eval()
+    with capture_attention(model) as maps:
+        model(torch.rand(2, 1, 20, 20))
+    assert next(iter(maps.values()))[0].abs().max() <= 1  # tanh-bounded means at evaluation
+    with pytest.raises(ValueError, match="locator_hidden"):
+        RecurrentAttentionModel(10, locator_hidden=-1)
+
+
 def test_locations_are_captured_and_evaluation_is_deterministic():
     torch.manual_seed(0)
     model = RecurrentAttentionModel(10, 1, glimpses=4, patch=4, scales=2, hidden=32, what_hidden=16,

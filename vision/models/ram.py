@@ -114,7 +114,7 @@ class RecurrentAttentionModel(RecordsAttention):
         super().__init__()
         if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, *conv_widths) < 1 or not std > 0 \
                 or locator_hidden < 0:
-            raise ValueError("glimpses, patch, scales and sizes must be >= 1 and std > 0")
+            raise ValueError("glimpses, patch, scales and sizes must be >= 1, std > 0 and locator_hidden >= 0")
         self.glimpses, self.patch, self.scales, self.std = glimpses, patch, scales, float(std)
         self.policy_trains_core = policy_trains_core
         self.glimpse_net = GlimpseNetwork(scales * in_channels, patch, what_hidden, where_hidden, hidden,
