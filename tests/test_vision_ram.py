@@ -150,6 +150,22 @@ def test_policy_loss_is_reinforce_plus_baseline_regression():
     torch.testing.assert_close(loss, want)
 
 
+def test_leave_one_out_baseline_over_samples_of_an_image():
+    model = RecurrentAttentionModel(3, 1, glimpses=2, patch=2, hidden=4, what_hidden=4, where_hidden=4)
+    log_prob = torch.tensor([[-1.0, -2.0], [-0.5, -0.1], [-0.3, -0.2], [-0.7, -0.9]], requires_grad=True)
+    baseline = torch.full((4, 2), 0.5, requires_grad=True)
+    model._policy = (log_prob, baseline)
+    logits = torch.eye(3)[[0, 1, 0, 0]] * 5  # image 1 (rows 0, 1): right, wrong; image 2 (rows 2, 3): right, right
+    loss, _ = policy_loss(model, logits, torch.tensor([0, 0, 0, 0]), samples=2)
+    reward = torch.tensor([[1.0], [0.0], [1.0], [1.0]])
+    others = torch.tensor([[0.0], [1.0], [1.0], [1.0]])  # the other sample of the same image
+    want = -((reward - others) * log_prob).sum() + ((baseline - reward) ** 2).sum()
+    torch.testing.assert_close(loss, want)
+    with pytest.raises(ValueError, match="divide the batch"):
+        model._policy = (log_prob, baseline)
+        policy_loss(model, logits, torch.tensor([0, 0, 0, 0]), samples=3)
+
+
 def test_soft_attention_rnn_records_weights_over_the_feature_map():
     model = SoftAttentionRNN(10, 1, steps=3, widths=(4, 8), hidden=16, attention_dim=8)
     with capture_attention(model) as maps:

@@ -88,6 +88,7 @@ class RecurrentConfig:
     glimpse_conv: list[int] = field(default_factory=list)  # ram: conv "what" pathway widths ([]: the paper's linear)
     policy_trains_core: bool = False  # ram: REINFORCE's gradient also trains the core and glimpse network
     locator_hidden: int = 0  # ram: a ReLU hidden layer in the location network (0: the paper's linear map)
+    samples: int = 1  # ram, training: M glimpse sequences per image with a leave-one-out baseline (1: the paper's)
     cnn_widths: list[int] = field(default_factory=lambda: [16, 32])  # soft_rnn: conv3x3-ReLU-maxpool stages
     attention_dim: int = 128  # soft_rnn: additive attention's hidden size
 
@@ -96,6 +97,8 @@ class RecurrentConfig:
                  self.attention_dim, *self.cnn_widths, *self.glimpse_conv)
         if min(sizes) < 1 or not self.cnn_widths:
             raise ValueError("glimpses, patch, scales, hidden sizes and cnn_widths must be >= 1")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.locator_hidden < 0:
             raise ValueError(f"locator_hidden must be >= 0, got {self.locator_hidden}")
         if not self.std > 0:

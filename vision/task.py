@@ -191,12 +191,15 @@ class VisionTask:
         return self.normalize(images)  # float (B, C, H, W)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> StepOutput:
-        labels = batch["labels"]
-        logits = model(self.prepare_inputs(batch["images"], batch["seed"]))  # (B, num_classes)
+        labels, images = batch["labels"], self.prepare_inputs(batch["images"], batch["seed"])
+        samples = self.config.model.recurrent.samples if self.config.model.arch == "ram" else 1
+        if samples > 1:  # RAM: M glimpse sequences per image, scored against each other (policy_loss)
+            images, labels = images.repeat_interleave(samples, 0), labels.repeat_interleave(samples, 0)
+        logits = model(images)  # (B M, num_classes)
         loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=self.config.label_smoothing)
         n = labels.shape[0]
         logs = {"acc": (logits.argmax(-1) == labels).sum().item() / max(n, 1)}
-        policy = policy_loss(model, logits, labels)  # RAM: REINFORCE on the glimpse locations + baseline
+        policy = policy_loss(model, logits, labels, samples)  # RAM: REINFORCE on the glimpse locations + baseline
         if policy is not None:
             loss = loss + policy[0]
             logs.update(policy[1])
@@ -205,7 +208,7 @@ class VisionTask:
             if extra is not None:
                 loss = loss + extra[0]
                 logs.update(extra[1])
-        return StepOutput(loss_sum=loss, num_items=n, num_units=n, logs=logs)
+        return StepOutput(loss_sum=loss, num_items=n, num_units=n // samples, logs=logs)
 
     @torch.no_grad()
     def evaluate_set(self, model: nn.Module, images: ImageSet, device: torch.device | str) -> dict[str, float]:

@@ -153,18 +153,35 @@ class RecurrentAttentionModel(RecordsAttention):
         return self.classifier(state[0])  # (B, num_classes)
 
 
-def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict] | None:
+def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, samples: int = 1
+                ) -> tuple[torch.Tensor, dict] | None:
     """The REINFORCE and baseline terms of every RAM in ``model`` after a training forward pass (through DDP
     or compile wrappers), summed over the images: ``-sum_t (R - b_t) log pi(l_t) + sum_t (b_t - R)²`` with
-    ``R = [argmax logits == label]``; ``None`` when no RAM kept a policy. Clears what the RAMs kept."""
+    ``R = [argmax logits == label]``; ``None`` when no RAM kept a policy. Clears what the RAMs kept.
+
+    ``samples`` M > 1: the batch holds M consecutive glimpse sequences of each image (``repeat_interleave``),
+    and the advantage of each uses the mean reward of the image's other M - 1 sequences as its baseline
+    instead of ``b_t`` (the leave-one-out baseline of Kool, van Hoof, Welling, 2019, "Buy 4 REINFORCE Samples,
+    Get a Baseline for Free!"); ``b_t`` is still regressed.
+
+    Raises:
+        ValueError: ``samples < 1`` or a batch that is not a multiple of ``samples``.
+    """
+    if samples < 1 or labels.shape[0] % samples:
+        raise ValueError(f"samples must be >= 1 and divide the batch ({labels.shape[0]}), got {samples}")
     total, logs = None, {}
     reward = (logits.detach().argmax(-1) == labels).float().unsqueeze(1)  # (B, 1)
+    others = None
+    if samples > 1:
+        grouped = reward.view(-1, samples)  # (B / M, M)
+        others = ((grouped.sum(1, keepdim=True) - grouped) / (samples - 1)).view(-1, 1)  # (B, 1)
     for m in model.modules():
         if not isinstance(m, RecurrentAttentionModel) or m._policy is None:
             continue
         log_prob, baseline = m._policy  # (B, G) each
         m._policy = None
-        term = -((reward - baseline.detach()) * log_prob).sum() + (baseline - reward).square().sum()
+        advantage = reward - (baseline.detach() if others is None else others)  # (B, G)
+        term = -(advantage * log_prob).sum() + (baseline - reward).square().sum()
         total = term if total is None else total + term
         logs = {"reward": float(reward.mean()), "baseline": float(baseline.detach().mean())}
     return None if total is None else (total, logs)
