@@ -192,14 +192,15 @@ class VisionTask:
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> StepOutput:
         labels, images = batch["labels"], self.prepare_inputs(batch["images"], batch["seed"])
-        samples = self.config.model.recurrent.samples if self.config.model.arch == "ram" else 1
+        r = self.config.model.recurrent
+        samples = r.samples if self.config.model.arch == "ram" else 1
         if samples > 1:  # RAM: M glimpse sequences per image, scored against each other (policy_loss)
             images, labels = images.repeat_interleave(samples, 0), labels.repeat_interleave(samples, 0)
         logits = model(images)  # (B M, num_classes)
         loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=self.config.label_smoothing)
         n = labels.shape[0]
         logs = {"acc": (logits.argmax(-1) == labels).sum().item() / max(n, 1)}
-        policy = policy_loss(model, logits, labels, samples)  # RAM: REINFORCE on the glimpse locations + baseline
+        policy = policy_loss(model, logits, labels, samples, r.reward)  # RAM: REINFORCE on the locations + baseline
         if policy is not None:
             loss = loss + policy[0]
             logs.update(policy[1])

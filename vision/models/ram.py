@@ -34,6 +34,7 @@ from seq2seq_attn.attention import AdditiveScore, Attention, RecordsAttention
 from ..glimpse import glimpse_pyramid, glimpse_sensor
 
 Core = Literal["rnn", "lstm"]
+Reward = Literal["correct", "probability"]
 
 
 class RecurrentCore(nn.Module):
@@ -153,11 +154,13 @@ class RecurrentAttentionModel(RecordsAttention):
         return self.classifier(state[0])  # (B, num_classes)
 
 
-def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, samples: int = 1
-                ) -> tuple[torch.Tensor, dict] | None:
+def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, samples: int = 1,
+                reward: Reward = "correct") -> tuple[torch.Tensor, dict] | None:
     """The REINFORCE and baseline terms of every RAM in ``model`` after a training forward pass (through DDP
     or compile wrappers), summed over the images: ``-sum_t (R - b_t) log pi(l_t) + sum_t (b_t - R)²`` with
-    ``R = [argmax logits == label]``; ``None`` when no RAM kept a policy. Clears what the RAMs kept.
+    ``R = [argmax logits == label]`` (``reward: correct``, the paper's) or ``R = p(label | x)``, the
+    classifier's probability of the right class (``reward: probability``: a graded reward that also ranks
+    sequences that are all classified right); ``None`` when no RAM kept a policy. Clears what the RAMs kept.
 
     ``samples`` M > 1: the batch holds M consecutive glimpse sequences of each image (``repeat_interleave``),
     and the advantage of each uses the mean reward of the image's other M - 1 sequences as its baseline
@@ -165,12 +168,17 @@ def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, sa
     Get a Baseline for Free!"); ``b_t`` is still regressed.
 
     Raises:
-        ValueError: ``samples < 1`` or a batch that is not a multiple of ``samples``.
+        ValueError: ``samples < 1``, a batch that is not a multiple of ``samples`` or an unknown ``reward``.
     """
     if samples < 1 or labels.shape[0] % samples:
         raise ValueError(f"samples must be >= 1 and divide the batch ({labels.shape[0]}), got {samples}")
+    if reward not in ("correct", "probability"):
+        raise ValueError(f"reward must be correct or probability, got {reward!r}")
     total, logs = None, {}
-    reward = (logits.detach().argmax(-1) == labels).float().unsqueeze(1)  # (B, 1)
+    if reward == "correct":
+        reward = (logits.detach().argmax(-1) == labels).float().unsqueeze(1)  # (B, 1)
+    else:
+        reward = logits.detach().float().softmax(-1).gather(1, labels.unsqueeze(1))  # (B, 1)
     others = None
     if samples > 1:
         grouped = reward.view(-1, samples)  # (B / M, M)
