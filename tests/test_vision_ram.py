@@ -4,8 +4,10 @@ the deterministic MNIST variants."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +16,11 @@ import torch.nn.functional as F
 
 from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.cli import main
-from vision.glimpse import glimpse_pyramid, glimpse_sensor, pixel_centre
+from vision.glimpse import glimpse_pyramid, glimpse_sensor, ink_centre_distance, pixel_centre
 from vision.mnist_variants import VARIANTS, make_variant
 from vision.models.ram import RecurrentAttentionModel, SoftAttentionRNN, policy_loss
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_sensor_shapes_and_a_hand_checked_crop():
@@ -113,6 +117,21 @@ def test_a_hidden_layer_in_the_location_network_is_trained_by_reinforce():
     assert next(iter(maps.values()))[0].abs().max() <= 1  # tanh-bounded means at evaluation
     with pytest.raises(ValueError, match="locator_hidden"):
         RecurrentAttentionModel(10, locator_hidden=-1)
+
+
+def test_ink_centre_distance_by_hand():
+    images = torch.zeros(2, 1, 10, 20)
+    images[0, 0, 2, 4] = 1.0  # one ink pixel at column 4, row 2
+    images[1, 0, 5, 10] = images[1, 0, 5, 12] = 2.0  # centre of mass: column 11, row 5
+    corner = torch.tensor([-1.0, -1.0])  # pixel coordinate (-0.5, -0.5)
+    locations = torch.stack([torch.stack([corner, torch.zeros(2)]), torch.stack([corner, torch.zeros(2)])])
+    d = ink_centre_distance(images, locations)  # the image centre is pixel (9.5, 4.5)
+    want = torch.tensor([[math.hypot(4.5, 2.5), math.hypot(5.5, 2.5)], [math.hypot(11.5, 5.5), math.hypot(1.5, 0.5)]])
+    torch.testing.assert_close(d, want)
+    with pytest.raises(ValueError, match="ink"):
+        ink_centre_distance(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 2))
+    with pytest.raises(ValueError, match=r"\(B, G, 2\)"):
+        ink_centre_distance(images, torch.zeros(2, 2))
 
 
 def test_locations_are_captured_and_evaluation_is_deterministic():
@@ -230,7 +249,7 @@ training: {{run_dir: {tmp_path / run}, device: cpu, cpu_threads: 1, lr: 0.003, m
     return config
 
 
-def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch):
+def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
     assert main(["vision", "train", str(_tiny_ram_config(tmp_path))]) == 0
     run = tmp_path / "run"
@@ -240,6 +259,12 @@ def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch
     assert json.loads((run / "test_metrics.json").read_text())["err"] <= 100
     cached = list((tmp_path / "cache" / "vision").glob("digits-*-translated-train-s0-v1.npy"))
     assert len(cached) == 1 and np.load(cached[0]).shape == (40, 60, 60)
+    spec = importlib.util.spec_from_file_location("ram_glimpse_check", ROOT / "scripts" / "ram_glimpse_check.py")
+    ram_glimpse_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ram_glimpse_check)
+    ram_glimpse_check.main([str(run), "--count", "5"])  # how far the glimpses land from the digit
+    table = capsys.readouterr().out
+    assert "5 test images" in table and "| fixed at the centre |" in table and "| 2 |" in table
 
 
 def test_ram_resumes_exactly(tmp_path, monkeypatch):
