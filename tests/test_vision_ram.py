@@ -259,12 +259,36 @@ def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch
     assert json.loads((run / "test_metrics.json").read_text())["err"] <= 100
     cached = list((tmp_path / "cache" / "vision").glob("digits-*-translated-train-s0-v1.npy"))
     assert len(cached) == 1 and np.load(cached[0]).shape == (40, 60, 60)
-    spec = importlib.util.spec_from_file_location("ram_glimpse_check", ROOT / "scripts" / "ram_glimpse_check.py")
-    ram_glimpse_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ram_glimpse_check)
-    ram_glimpse_check.main([str(run), "--count", "5"])  # how far the glimpses land from the digit
+    _script("ram_glimpse_check").main([str(run), "--count", "5"])  # how far the glimpses land from the digit
     table = capsys.readouterr().out
     assert "5 test images" in table and "| fixed at the centre |" in table and "| 2 |" in table
+    with pytest.raises(SystemExit, match="records no attention distribution"):  # locations, not distributions
+        _script("vision_attention_entropy").main([str(run)])
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_soft_rnn_attention_entropy_script(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEQ2SEQ_ATTN_CACHE", str(tmp_path / "cache"))
+    config = _tiny_ram_config(tmp_path, epochs=1)
+    assert main(["vision", "train", str(config), "--set", "model.arch=soft_rnn",
+                 "--set", "model.recurrent.cnn_widths=[4, 8]"]) == 0
+    got = _script("vision_attention_entropy").main([str(tmp_path / "run"), "--count", "6", "--batch", "4"])
+    from vision.lifecycle import load_run
+
+    run = load_run(tmp_path / "run", "cpu")
+    with capture_attention(run.model) as maps:
+        run.predict(run.task.test_set.images[:6])
+    p = torch.cat([w.reshape(-1, w.shape[-1]) for w in maps["attention"]])  # (6 x steps, 15 x 15 positions)
+    torch.testing.assert_close(got["entropy"], float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean()),
+                               rtol=1e-4, atol=1e-5)
+    assert got["uniform"] == pytest.approx(math.log(15 * 15)) and 0 < got["ratio"] <= 1
+    assert "6 test images" in capsys.readouterr().out
 
 
 def test_ram_resumes_exactly(tmp_path, monkeypatch):
