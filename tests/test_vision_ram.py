@@ -158,16 +158,24 @@ def test_locations_are_captured_and_evaluation_is_deterministic():
     assert policy_loss(model, logits, torch.tensor([0, 1, 2])) is None
 
 
-def test_policy_loss_is_reinforce_plus_baseline_regression():
+@pytest.mark.parametrize("kind, logits, want_reward", [
+    # first correct (R = 1), second wrong (R = 0)
+    ("correct", [[5.0, 0.0, 0.0], [5.0, 0.0, 0.0]], [1.0, 0.0]),
+    # the softmax at the right class grades both, right or wrong
+    ("probability", [[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]], [1 / (1 + math.exp(-1) + math.exp(-2)), 1 / 3]),
+])
+def test_policy_loss_is_reinforce_plus_baseline_regression(kind, logits, want_reward):
     model = RecurrentAttentionModel(3, 1, glimpses=2, patch=2, hidden=4, what_hidden=4, where_hidden=4)
     log_prob = torch.tensor([[-1.0, -2.0], [-0.5, -0.1]], requires_grad=True)
     baseline = torch.tensor([[0.2, 0.4], [0.6, 0.1]], requires_grad=True)
     model._policy = (log_prob, baseline)
-    logits = torch.tensor([[5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
-    loss, _ = policy_loss(model, logits, torch.tensor([0, 2]))  # first correct (R=1), second wrong (R=0)
-    reward = torch.tensor([[1.0], [0.0]])
+    loss, logs = policy_loss(model, torch.tensor(logits), torch.tensor([0, 2]), reward=kind)
+    reward = torch.tensor(want_reward).unsqueeze(1)
     want = -((reward - baseline.detach()) * log_prob).sum() + ((baseline - reward) ** 2).sum()
     torch.testing.assert_close(loss, want)
+    assert logs["reward"] == pytest.approx(float(reward.mean()))
+    with pytest.raises(ValueError, match="reward must be"):
+        policy_loss(model, torch.tensor(logits), torch.tensor([0, 2]), reward="accuracy")
 
 
 def test_leave_one_out_baseline_over_samples_of_an_image():
@@ -184,21 +192,6 @@ def test_leave_one_out_baseline_over_samples_of_an_image():
     with pytest.raises(ValueError, match="divide the batch"):
         model._policy = (log_prob, baseline)
         policy_loss(model, logits, torch.tensor([0, 0, 0, 0]), samples=3)
-
-
-def test_probability_reward_grades_every_sequence():
-    model = RecurrentAttentionModel(3, 1, glimpses=2, patch=2, hidden=4, what_hidden=4, where_hidden=4)
-    log_prob = torch.tensor([[-1.0, -2.0], [-0.5, -0.1]], requires_grad=True)
-    baseline = torch.tensor([[0.2, 0.4], [0.6, 0.1]], requires_grad=True)
-    model._policy = (log_prob, baseline)
-    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
-    loss, logs = policy_loss(model, logits, torch.tensor([0, 2]), reward="probability")
-    reward = torch.tensor([[1 / (1 + math.exp(-1) + math.exp(-2))], [1 / 3]])  # softmax at the right class
-    want = -((reward - baseline.detach()) * log_prob).sum() + ((baseline - reward) ** 2).sum()
-    torch.testing.assert_close(loss, want)
-    assert logs["reward"] == pytest.approx(float(reward.mean()))
-    with pytest.raises(ValueError, match="reward must be"):
-        policy_loss(model, logits, torch.tensor([0, 2]), reward="accuracy")
 
 
 def test_soft_attention_rnn_records_weights_over_the_feature_map():

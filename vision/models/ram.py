@@ -176,22 +176,22 @@ def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, sa
         raise ValueError(f"reward must be correct or probability, got {reward!r}")
     total, logs = None, {}
     if reward == "correct":
-        reward = (logits.detach().argmax(-1) == labels).float().unsqueeze(1)  # (B, 1)
+        r = (logits.detach().argmax(-1) == labels).float().unsqueeze(1)  # (B, 1): R
     else:
-        reward = logits.detach().float().softmax(-1).gather(1, labels.unsqueeze(1))  # (B, 1)
+        r = logits.detach().float().softmax(-1).gather(1, labels.unsqueeze(1))  # (B, 1): R
     others = None
     if samples > 1:
-        grouped = reward.view(-1, samples)  # (B / M, M)
+        grouped = r.view(-1, samples)  # (B / M, M)
         others = ((grouped.sum(1, keepdim=True) - grouped) / (samples - 1)).view(-1, 1)  # (B, 1)
     for m in model.modules():
         if not isinstance(m, RecurrentAttentionModel) or m._policy is None:
             continue
         log_prob, baseline = m._policy  # (B, G) each
         m._policy = None
-        advantage = reward - (baseline.detach() if others is None else others)  # (B, G)
-        term = -(advantage * log_prob).sum() + (baseline - reward).square().sum()
+        advantage = r - (baseline.detach() if others is None else others)  # (B, G)
+        term = -(advantage * log_prob).sum() + (baseline - r).square().sum()
         total = term if total is None else total + term
-        logs = {"reward": float(reward.mean()), "baseline": float(baseline.detach().mean())}
+        logs = {"reward": float(r.mean()), "baseline": float(baseline.detach().mean())}
     return None if total is None else (total, logs)
 
 
