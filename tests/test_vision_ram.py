@@ -78,6 +78,20 @@ def test_sensor_equals_the_crop_then_block_average(h, w, patch, scales):
         glimpse_sensor(images, locations, patch, 2, pyramid[:1])
 
 
+@pytest.mark.parametrize("h, w", [(60, 60), (7, 11)])
+def test_pyramid_levels_are_the_stride_one_box_averages(h, w):
+    images = torch.rand(3, 2, h, w, dtype=torch.float64)
+    for i, level in enumerate(glimpse_pyramid(images, 5)):
+        r = 2 ** i
+        expected = F.avg_pool2d(F.pad(images, (r - 1,) * 4), r, stride=1)  # (B, C, H + r - 1, W + r - 1)
+        torch.testing.assert_close(level, expected)
+    image = torch.zeros(1, 1, 3, 3, dtype=torch.float64)
+    image[0, 0, 1, 1] = 4.0
+    level = glimpse_pyramid(image, 2)[1][0, 0]  # 2x2 means over the image padded by 1: 1.0 where they cover (1, 1)
+    torch.testing.assert_close(level[1:3, 1:3], torch.ones(2, 2, dtype=torch.float64))
+    assert float(level.sum()) == 4.0
+
+
 def test_convolutional_glimpse_network_trains_every_pathway():
     model = RecurrentAttentionModel(10, 1, glimpses=3, patch=12, scales=3, conv_widths=(4, 8, 8), core="lstm")
     assert [m.stride for m in model.glimpse_net.conv if isinstance(m, torch.nn.Conv2d)] == [(1, 1), (2, 2), (2, 2)]

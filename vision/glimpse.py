@@ -23,12 +23,15 @@ def glimpse_pyramid(images: torch.Tensor, scales: int) -> list[torch.Tensor]:
 
     Level ``i`` is the image's ``r×r`` box average at stride 1 (``r = 2**i``) over the image zero-padded by
     ``r - 1`` on every side: (B, C, H + r - 1, W + r - 1), with entry ``[y, x]`` the mean of the image's pixels
-    ``y - r + 1 .. y`` × ``x - r + 1 .. x``. Level 0 is the image itself.
+    ``y - r + 1 .. y`` × ``x - r + 1 .. x``. Level 0 is the image itself. Each level is made from the one before
+    (a ``2r`` box is the mean of two ``r`` boxes ``r`` apart): two additions per pixel and axis, whatever ``r``.
     """
     out = [images]
     for i in range(1, scales):
-        r = 2 ** i
-        out.append(F.avg_pool2d(F.pad(images, (r - 1,) * 4), r, stride=1))
+        r = 2 ** (i - 1)
+        prev = F.pad(out[-1], (r, r, r, r))  # (B, C, H + 3r - 1, W + 3r - 1): zero where no image pixel is
+        rows = (prev[..., :-r, :] + prev[..., r:, :]) * 0.5  # 2r rows, ending at each row
+        out.append((rows[..., :-r] + rows[..., r:]) * 0.5)  # (B, C, H + 2r - 1, W + 2r - 1)
     return out
 
 
