@@ -177,6 +177,8 @@ def test_locations_are_captured_and_evaluation_is_deterministic():
     ("correct", [[5.0, 0.0, 0.0], [5.0, 0.0, 0.0]], [1.0, 0.0]),
     # the softmax at the right class grades both, right or wrong
     ("probability", [[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]], [1 / (1 + math.exp(-1) + math.exp(-2)), 1 / 3]),
+    # its logarithm (Ba et al., 2015): a confident mistake costs most
+    ("log_likelihood", [[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]], [-math.log(1 + math.exp(-1) + math.exp(-2)), -math.log(3)]),
 ])
 def test_policy_loss_is_reinforce_plus_baseline_regression(kind, logits, want_reward):
     model = RecurrentAttentionModel(3, 1, glimpses=2, patch=2, hidden=4, what_hidden=4, where_hidden=4)

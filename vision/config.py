@@ -89,7 +89,7 @@ class RecurrentConfig:
     policy_trains_core: bool = False  # ram: REINFORCE's gradient also trains the core and glimpse network
     locator_hidden: int = 0  # ram: a ReLU hidden layer in the location network (0: the paper's linear map)
     samples: int = 1  # ram, training: M glimpse sequences per image with a leave-one-out baseline (1: the paper's)
-    reward: Literal["correct", "probability"] = "correct"  # ram: 1 for a right class (paper) or p(right class)
+    reward: Literal["correct", "probability", "log_likelihood"] = "correct"  # ram: 1 if right (paper), p or log p
     cnn_widths: list[int] = field(default_factory=lambda: [16, 32])  # soft_rnn: conv3x3-ReLU-maxpool stages
     attention_dim: int = 128  # soft_rnn: additive attention's hidden size
 

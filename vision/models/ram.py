@@ -34,7 +34,7 @@ from seq2seq_attn.attention import AdditiveScore, Attention, RecordsAttention
 from ..glimpse import glimpse_pyramid, glimpse_sensor
 
 Core = Literal["rnn", "lstm"]
-Reward = Literal["correct", "probability"]
+Reward = Literal["correct", "probability", "log_likelihood"]
 
 
 class RecurrentCore(nn.Module):
@@ -160,7 +160,10 @@ def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, sa
     or compile wrappers), summed over the images: ``-sum_t (R - b_t) log pi(l_t) + sum_t (b_t - R)²`` with
     ``R = [argmax logits == label]`` (``reward: correct``, the paper's) or ``R = p(label | x)``, the
     classifier's probability of the right class (``reward: probability``: a graded reward that also ranks
-    sequences that are all classified right); ``None`` when no RAM kept a policy. Clears what the RAMs kept.
+    sequences that are all classified right) or ``R = log p(label | x)`` (``reward: log_likelihood``: the
+    learning rule of Ba, Mnih, Kavukcuoglu, 2015, "Multiple Object Recognition with Visual Attention",
+    arXiv:1412.7755, eq. 6, from a variational bound on the label's log-likelihood; it weighs a confident
+    mistake most); ``None`` when no RAM kept a policy. Clears what the RAMs kept.
 
     ``samples`` M > 1: the batch holds M consecutive glimpse sequences of each image (``repeat_interleave``),
     and the advantage of each uses the mean reward of the image's other M - 1 sequences as its baseline
@@ -172,13 +175,14 @@ def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, sa
     """
     if samples < 1 or labels.shape[0] % samples:
         raise ValueError(f"samples must be >= 1 and divide the batch ({labels.shape[0]}), got {samples}")
-    if reward not in ("correct", "probability"):
-        raise ValueError(f"reward must be correct or probability, got {reward!r}")
+    if reward not in ("correct", "probability", "log_likelihood"):
+        raise ValueError(f"reward must be correct, probability or log_likelihood, got {reward!r}")
     total, logs = None, {}
     if reward == "correct":
         r = (logits.detach().argmax(-1) == labels).float().unsqueeze(1)  # (B, 1): R
     else:
-        r = logits.detach().float().softmax(-1).gather(1, labels.unsqueeze(1))  # (B, 1): R
+        log_p = logits.detach().float().log_softmax(-1).gather(1, labels.unsqueeze(1))  # (B, 1)
+        r = log_p.exp() if reward == "probability" else log_p  # (B, 1): R
     others = None
     if samples > 1:
         grouped = r.view(-1, samples)  # (B / M, M)
