@@ -3,6 +3,12 @@ the test image's ink centre and the share of glimpses within ``--radius`` pixels
 glimpse fixed at the image centre (``vision.glimpse.ink_centre_distance``; meaningful for one object on a
 black canvas, e.g. translated MNIST; with clutter the ink centre is pulled towards the pieces).
 
+Beside each glimpse it also asks whether the model *knows* where the digit is: a linear read-out (least squares,
+with a bias) from the recurrent state after that glimpse to the ink centre, fitted on the first half of the images
+and measured on the second (median distance, px), against the read-out that always guesses the mean centre. A
+state that locates the digit while the next glimpse still misses it means the location network has not learned
+to use what the state holds.
+
     python scripts/ram_glimpse_check.py runs/vision_ram_translated_cpu [--count 2000] [--radius 6]
 
 Prints a Markdown table. Raises ``SystemExit`` with a one-line message when the run is not a RAM.
@@ -15,9 +21,20 @@ import argparse
 import torch
 
 from seq2seq_attn.attention import capture_attention
-from vision.glimpse import ink_centre_distance
+from vision.glimpse import ink_centre, ink_centre_distance
 from vision.lifecycle import load_run
 from vision.models.ram import RecurrentAttentionModel
+
+
+def linear_readout_distance(features: torch.Tensor, targets: torch.Tensor, fit: int) -> torch.Tensor:
+    """Fit ``targets ≈ [features, 1] W`` by least squares (pseudo-inverse) on the first ``fit`` rows and return the
+    distances (B - fit,) between the read-out and the targets on the other rows. features (B, D), targets (B, 2)
+    in pixels. Raises ``ValueError`` unless ``0 < fit < B``."""
+    if not 0 < fit < len(features):
+        raise ValueError(f"fit must be between 1 and {len(features) - 1} rows, got {fit}")
+    x = torch.cat([features.double(), features.new_ones(len(features), 1).double()], 1)  # (B, D + 1)
+    w = torch.linalg.pinv(x[:fit]) @ targets[:fit].double()  # (D + 1, 2)
+    return (x[fit:] @ w - targets[fit:].double()).norm(dim=-1).float()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,18 +49,27 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.run_dir}: not a RAM run (model.arch: {run.cfg.model.arch})")
     test = run.task.test_set
     images = test.images[:args.count]
+    states: list[torch.Tensor] = []  # the core's h after each glimpse (one forward pass: G calls, in order)
+    hook = run.model.core.register_forward_hook(lambda _m, _i, out: states.append(out[0].detach().float().cpu()))
     with torch.no_grad(), capture_attention(run.model) as maps:
         probs = run.predict(images)
+    hook.remove()
     distance = ink_centre_distance(images, maps[""][0].cpu())  # (B, G)
+    target, half = ink_centre(images), len(images) // 2  # (B, 2) px
+    readout = [linear_readout_distance(h, target, half) for h in states]  # G x (B - half,)
+    guess = (target[half:] - target[:half].mean(0)).norm(dim=-1)  # the mean centre of the fitting half
     centre = ink_centre_distance(images, torch.zeros(len(images), 1, 2))[:, 0]  # a glimpse fixed at the centre
     error = 100.0 * float((probs.argmax(-1) != test.labels[:args.count]).float().mean())
     print(f"{args.run_dir}: {len(images)} test images, error {error:.2f} %, radius {args.radius:g} px\n")
-    print(f"| glimpse | median distance (px) | within {args.radius:g} px |\n| --- | ---: | ---: |")
+    print(f"| glimpse | median distance (px) | within {args.radius:g} px | linear read-out of the state after it (px) |"
+          "\n| --- | ---: | ---: | ---: |")
     for t in range(distance.shape[1]):
         d = distance[:, t]
-        print(f"| {t + 1} | {float(d.median()):.1f} | {100 * float((d < args.radius).float().mean()):.0f} % |")
+        print(f"| {t + 1} | {float(d.median()):.1f} | {100 * float((d < args.radius).float().mean()):.0f} % | "
+              f"{float(readout[t].median()):.1f} |")
     print(f"| fixed at the centre | {float(centre.median()):.1f} | "
-          f"{100 * float((centre < args.radius).float().mean()):.0f} % |")
+          f"{100 * float((centre < args.radius).float().mean()):.0f} % | (guessing the mean centre: "
+          f"{float(guess.median()):.1f}) |")
 
 
 if __name__ == "__main__":

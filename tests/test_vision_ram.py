@@ -271,8 +271,22 @@ def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch
     _script("ram_glimpse_check").main([str(run), "--count", "5"])  # how far the glimpses land from the digit
     table = capsys.readouterr().out
     assert "5 test images" in table and "| fixed at the centre |" in table and "| 2 |" in table
+    assert "linear read-out of the state" in table and "guessing the mean centre" in table
     with pytest.raises(SystemExit, match="records no attention distribution"):  # locations, not distributions
         _script("vision_attention_entropy").main([str(run)])
+
+
+def test_linear_readout_finds_a_linearly_coded_location_and_not_noise():
+    readout = _script("ram_glimpse_check").linear_readout_distance
+    torch.manual_seed(0)
+    target = torch.rand(400, 2) * 60  # pixels
+    coded = torch.cat([target @ torch.randn(2, 6) + 3.0, torch.randn(400, 4)], 1)  # location in 6 of 10 features
+    assert float(readout(coded, target, 200).max()) < 1e-3
+    noise = readout(torch.randn(400, 10), target, 200)
+    guess = (target[200:] - target[:200].mean(0)).norm(dim=-1)
+    assert float(noise.median()) > 0.9 * float(guess.median())  # no better than guessing the mean
+    with pytest.raises(ValueError, match="fit must be between 1 and 399"):
+        readout(coded, target, 400)
 
 
 def _script(name):

@@ -91,10 +91,33 @@ def pixel_centre(locations: torch.Tensor, height: int, width: int) -> torch.Tens
     return (locations + 1) * size / 2 - 0.5
 
 
+def ink_centre(images: torch.Tensor) -> torch.Tensor:
+    """The intensity-weighted centre of mass of each image over all channels, as pixel coordinates
+    ``(col, row)`` (pixel ``j``'s centre at ``j``): for one object on a black canvas, e.g. translated MNIST, the
+    object's centre; with clutter it is pulled towards the pieces.
+
+    Args:
+        images: (B, C, H, W), non-negative intensities with some ink in every image.
+
+    Returns:
+        (B, 2) float32.
+
+    Raises:
+        ValueError: an image without ink.
+    """
+    _, _, h, w = images.shape
+    mass = images.float().sum(1)  # (B, H, W)
+    total = mass.sum((1, 2))  # (B,)
+    if not bool((total > 0).all()):
+        raise ValueError("every image needs some ink (a positive pixel) to have an ink centre")
+    rows = torch.arange(h, dtype=mass.dtype, device=mass.device)
+    cols = torch.arange(w, dtype=mass.dtype, device=mass.device)
+    return torch.stack([(mass.sum(1) * cols).sum(1), (mass.sum(2) * rows).sum(1)], -1) / total[:, None]
+
+
 def ink_centre_distance(images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
     """How far each glimpse lands from the object: the distance in pixels from every glimpse centre to the
-    image's ink centre (the intensity-weighted centre of mass over all channels; for one object on a black
-    canvas, e.g. translated MNIST, the object's centre; with clutter it is pulled towards the pieces).
+    image's :func:`ink_centre`.
 
     Args:
         images: (B, C, H, W), non-negative intensities with some ink in every image.
@@ -109,13 +132,7 @@ def ink_centre_distance(images: torch.Tensor, locations: torch.Tensor) -> torch.
     b, _, h, w = images.shape
     if locations.dim() != 3 or locations.shape[0] != b or locations.shape[2] != 2:
         raise ValueError(f"locations must be (B, G, 2) with B = {b}, got {tuple(locations.shape)}")
-    mass = images.float().sum(1)  # (B, H, W)
-    total = mass.sum((1, 2))  # (B,)
-    if not bool((total > 0).all()):
-        raise ValueError("every image needs some ink (a positive pixel) to have an ink centre")
-    rows = torch.arange(h, dtype=mass.dtype, device=mass.device)
-    cols = torch.arange(w, dtype=mass.dtype, device=mass.device)
-    centre = torch.stack([(mass.sum(1) * cols).sum(1), (mass.sum(2) * rows).sum(1)], -1) / total[:, None]  # (B, 2)
+    centre = ink_centre(images)  # (B, 2)
     return (pixel_centre(locations.float(), h, w) - centre.unsqueeze(1)).norm(dim=-1)
 
 
