@@ -60,6 +60,29 @@ def test_no_weight_decay_on_biases_and_norms():
     assert sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.9
 
 
+def test_lr_scale_multiplies_a_module_through_the_schedule():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1)))
+    cfg = TrainingConfig(optimizer="sgd", momentum=0.0, lr=0.1, schedule="cosine", lr_scale={"1": 10, "1.1": 0.5})
+    opt = build_optimizer(model, cfg)
+    scale = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    assert [scale[id(p)] for p in model.parameters()] == [1.0, 1.0, 10.0, 10.0, 0.5, 0.5]  # longest prefix wins
+    before = [p.detach().clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    lr = Schedule(cfg, total_steps=4).apply(opt, 3)  # cosine at step 3 of 4
+    opt.step()
+    assert lr == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.75)))
+    for p, b in zip(model.parameters(), before):
+        torch.testing.assert_close(b - p, torch.full_like(p, lr * scale[id(p)]))  # plain SGD: lr x scale x grad
+    wrapped = nn.Module()
+    wrapped.module = model  # DDP's prefix on parameter names
+    assert len(build_optimizer(wrapped, cfg).param_groups) == 6
+    with pytest.raises(ValueError, match=r"training.lr_scale.locator: no trainable parameter"):
+        build_optimizer(model, TrainingConfig(lr_scale={"locator": 10}))
+    with pytest.raises(ValueError, match=r"lr_scale.1 must be a number > 0, got 0"):
+        TrainingConfig(lr_scale={"1": 0})
+
+
 class MergedBatches(TinyRegression):
     """The same data with every two consecutive batches merged into one."""
 

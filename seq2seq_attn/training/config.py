@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 _OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -24,6 +24,9 @@ class TrainingConfig:
     # optimization
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
+    # learning-rate multipliers by module name, e.g. {locator: 10}: the parameters under that dotted prefix
+    # train at lr x 10 through every schedule (the longest matching prefix wins; each must match a parameter)
+    lr_scale: dict[str, float] = field(default_factory=dict)
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = 0.9
     nesterov: bool = False
@@ -94,6 +97,9 @@ class TrainingConfig:
         for ok, key, expected in checks:
             if not ok:
                 raise ValueError(f"{key} must be {expected}, got {getattr(self, key)!r}")
+        for prefix, scale in self.lr_scale.items():
+            if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
+                raise ValueError(f"lr_scale.{prefix} must be a number > 0, got {scale!r}")
         if self.schedule == "noam" and self.warmup_steps < 1:
             raise ValueError("warmup_steps must be >= 1 for the noam schedule, got 0")
 

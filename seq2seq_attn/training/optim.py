@@ -15,19 +15,51 @@ from torch import nn
 
 from .config import TrainingConfig
 
+_WRAPPERS = ("module.", "_orig_mod.")  # DDP's and torch.compile's prefixes on parameter names
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights with decay; biases and norm weights (ndim <= 1) without, as in timm and BERT."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+
+def _unwrapped(name: str) -> str:
+    while name.startswith(_WRAPPERS):
+        name = name.split(".", 1)[1]
+    return name
+
+
+def _scale_of(name: str, lr_scale: dict[str, float]) -> tuple[str | None, float]:
+    """The longest ``lr_scale`` prefix that names ``name`` or a module above it, and its multiplier."""
+    name, best = _unwrapped(name), None
+    for prefix in lr_scale:
+        if (name == prefix or name.startswith(prefix + ".")) and (best is None or len(prefix) > len(best)):
+            best = prefix
+    return best, (1.0 if best is None else float(lr_scale[best]))
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, float] | None = None) -> list[dict]:
+    """Weights with decay; biases and norm weights (ndim <= 1) without, as in timm and BERT; each split again by
+    learning-rate multiplier (``lr_scale``: module-name prefix -> factor, the longest matching prefix wins), kept
+    in the group as ``lr_scale`` for :class:`Schedule`.
+
+    Raises:
+        ValueError: an ``lr_scale`` prefix that names no trainable parameter.
+    """
+    lr_scale = lr_scale or {}
+    groups: dict[tuple[bool, float], list] = {}
+    used = set()
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+            prefix, scale = _scale_of(name, lr_scale)
+            used.add(prefix)
+            groups.setdefault((p.ndim > 1, scale), []).append(p)
+    unused = sorted(set(lr_scale) - used)
+    if unused:
+        tops = sorted({_unwrapped(n).split(".")[0] for n, _ in model.named_parameters()})
+        raise ValueError(f"training.lr_scale.{unused[0]}: no trainable parameter of the model is named so "
+                         f"(a module name, e.g. one of {tops})")
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
+            for (decay, scale), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr_scale)
     if not groups:
         raise ValueError("the model has no trainable parameters")
     if cfg.optimizer == "adam":
@@ -71,7 +103,7 @@ class Schedule:
     def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
         lr = self.lr(step)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr
 
     def on_evaluation(self, value: float) -> None:
