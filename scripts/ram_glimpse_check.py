@@ -7,7 +7,8 @@ Beside each glimpse it also asks whether the model *knows* where the digit is: a
 with a bias) from the recurrent state after that glimpse to the ink centre, fitted on the first half of the images
 and measured on the second (median distance, px), against the read-out that always guesses the mean centre. A
 state that locates the digit while the next glimpse still misses it means the location network has not learned
-to use what the state holds.
+to use what the state holds. The last column is the correlation, over the images, between where the glimpse
+lands and where the digit is (x and y): 0 for a glimpse that ignores the digit, 1 for one that follows it.
 
     python scripts/ram_glimpse_check.py runs/vision_ram_translated_cpu [--count 2000] [--radius 6]
 
@@ -21,7 +22,7 @@ import argparse
 import torch
 
 from seq2seq_attn.attention import capture_attention
-from vision.glimpse import ink_centre, ink_centre_distance
+from vision.glimpse import ink_centre, ink_centre_distance, pixel_centre
 from vision.lifecycle import load_run
 from vision.models.ram import RecurrentAttentionModel
 
@@ -35,6 +36,13 @@ def linear_readout_distance(features: torch.Tensor, targets: torch.Tensor, fit: 
     x = torch.cat([features.double(), features.new_ones(len(features), 1).double()], 1)  # (B, D + 1)
     w = torch.linalg.pinv(x[:fit]) @ targets[:fit].double()  # (D + 1, 2)
     return (x[fit:] @ w - targets[fit:].double()).norm(dim=-1).float()
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson's correlation of two (B,) series; 0.0 when either is constant (a glimpse that never moves)."""
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    norm = float(a.norm() * b.norm())
+    return float((a * b).sum()) / norm if norm > 0 else 0.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,18 +66,20 @@ def main(argv: list[str] | None = None) -> None:
     target, half = ink_centre(images), len(images) // 2  # (B, 2) px
     readout = [linear_readout_distance(h, target, half) for h in states]  # G x (B - half,)
     guess = (target[half:] - target[:half].mean(0)).norm(dim=-1)  # the mean centre of the fitting half
+    looked = pixel_centre(maps[""][0].cpu().float(), *images.shape[-2:])  # (B, G, 2) px
     centre = ink_centre_distance(images, torch.zeros(len(images), 1, 2))[:, 0]  # a glimpse fixed at the centre
     error = 100.0 * float((probs.argmax(-1) != test.labels[:args.count]).float().mean())
     print(f"{args.run_dir}: {len(images)} test images, error {error:.2f} %, radius {args.radius:g} px\n")
-    print(f"| glimpse | median distance (px) | within {args.radius:g} px | linear read-out of the state after it (px) |"
-          "\n| --- | ---: | ---: | ---: |")
+    print(f"| glimpse | median distance (px) | within {args.radius:g} px | linear read-out of the state after it (px) "
+          "| correlation with the digit's x, y |\n| --- | ---: | ---: | ---: | ---: |")
     for t in range(distance.shape[1]):
         d = distance[:, t]
+        corr = [correlation(looked[:, t, a], target[:, a]) for a in range(2)]
         print(f"| {t + 1} | {float(d.median()):.1f} | {100 * float((d < args.radius).float().mean()):.0f} % | "
-              f"{float(readout[t].median()):.1f} |")
+              f"{float(readout[t].median()):.1f} | {corr[0]:.2f}, {corr[1]:.2f} |")
     print(f"| fixed at the centre | {float(centre.median()):.1f} | "
           f"{100 * float((centre < args.radius).float().mean()):.0f} % | (guessing the mean centre: "
-          f"{float(guess.median()):.1f}) |")
+          f"{float(guess.median()):.1f}) | 0 |")
 
 
 if __name__ == "__main__":

@@ -272,6 +272,7 @@ def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch
     table = capsys.readouterr().out
     assert "5 test images" in table and "| fixed at the centre |" in table and "| 2 |" in table
     assert "linear read-out of the state" in table and "guessing the mean centre" in table
+    assert "correlation with the digit's x, y" in table
     with pytest.raises(SystemExit, match="records no attention distribution"):  # locations, not distributions
         _script("vision_attention_entropy").main([str(run)])
 
@@ -287,6 +288,14 @@ def test_linear_readout_finds_a_linearly_coded_location_and_not_noise():
     assert float(noise.median()) > 0.9 * float(guess.median())  # no better than guessing the mean
     with pytest.raises(ValueError, match="fit must be between 1 and 399"):
         readout(coded, target, 400)
+
+
+def test_glimpse_check_correlation_by_hand():
+    correlation = _script("ram_glimpse_check").correlation
+    x = torch.tensor([1.0, 2.0, 4.0, 7.0])
+    assert correlation(x, 2 * x + 1) == pytest.approx(1.0) and correlation(x, -x) == pytest.approx(-1.0)
+    assert correlation(x, torch.tensor([1.0, -1.0, -1.0, 1.0])) == pytest.approx(1 / math.sqrt(21))  # 2 / (sqrt(21) 2)
+    assert correlation(torch.zeros(4), x) == 0.0  # a glimpse that never moves
 
 
 def _script(name):
