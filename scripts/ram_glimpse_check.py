@@ -39,10 +39,11 @@ def linear_readout_distance(features: torch.Tensor, targets: torch.Tensor, fit: 
 
 
 def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Pearson's correlation of two (B,) series; 0.0 when either is constant (a glimpse that never moves)."""
-    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
-    norm = float(a.norm() * b.norm())
-    return float((a * b).sum()) / norm if norm > 0 else 0.0
+    """Pearson's correlation of two (B,) series (``torch.corrcoef``); 0.0 when either is constant (a glimpse that
+    never moves)."""
+    if float(a.double().std()) == 0.0 or float(b.double().std()) == 0.0:
+        return 0.0
+    return float(torch.corrcoef(torch.stack([a.double(), b.double()]))[0, 1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,11 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad(), capture_attention(run.model) as maps:
         probs = run.predict(images)
     hook.remove()
-    distance = ink_centre_distance(images, maps[""][0].cpu())  # (B, G)
+    locations = maps[""][0].cpu().float()  # (B, G, 2) in [-1, 1]
+    distance = ink_centre_distance(images, locations)  # (B, G)
     target, half = ink_centre(images), len(images) // 2  # (B, 2) px
     readout = [linear_readout_distance(h, target, half) for h in states]  # G x (B - half,)
     guess = (target[half:] - target[:half].mean(0)).norm(dim=-1)  # the mean centre of the fitting half
-    looked = pixel_centre(maps[""][0].cpu().float(), *images.shape[-2:])  # (B, G, 2) px
+    looked = pixel_centre(locations, *images.shape[-2:])  # (B, G, 2) px
     centre = ink_centre_distance(images, torch.zeros(len(images), 1, 2))[:, 0]  # a glimpse fixed at the centre
     error = 100.0 * float((probs.argmax(-1) != test.labels[:args.count]).float().mean())
     print(f"{args.run_dir}: {len(images)} test images, error {error:.2f} %, radius {args.radius:g} px\n")

@@ -23,7 +23,7 @@ The glimpse locations of each forward pass are recorded (``capture_attention``) 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -175,7 +175,7 @@ def policy_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, sa
     """
     if samples < 1 or labels.shape[0] % samples:
         raise ValueError(f"samples must be >= 1 and divide the batch ({labels.shape[0]}), got {samples}")
-    if reward not in ("correct", "probability", "log_likelihood"):
+    if reward not in get_args(Reward):
         raise ValueError(f"reward must be correct, probability or log_likelihood, got {reward!r}")
     total, logs = None, {}
     if reward == "correct":
