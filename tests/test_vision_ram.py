@@ -275,6 +275,19 @@ def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch
     assert "correlation with the digit's x, y" in table
     with pytest.raises(SystemExit, match="records no attention distribution"):  # locations, not distributions
         _script("vision_attention_entropy").main([str(run)])
+    # vision test: the same score again; with 4 sampled glimpse paths averaged, written beside with its override
+    trained = json.loads((run / "test_metrics.json").read_text())
+    assert main(["vision", "test", str(run)]) == 0
+    again = json.loads((run / "test_metrics.json").read_text())
+    assert again["loss"] == pytest.approx(trained["loss"]) and "overrides" not in again
+    out = tmp_path / "mc.json"
+    assert main(["vision", "test", str(run), "--set", "model.recurrent.eval_samples=4", "--out", str(out)]) == 0
+    mc = json.loads(out.read_text())
+    assert mc["overrides"] == {"model.recurrent.eval_samples": 4} and mc["loss"] != pytest.approx(trained["loss"])
+    assert json.loads((run / "test_metrics.json").read_text()) == again  # the training's score kept
+    capsys.readouterr()
+    assert main(["vision", "test", str(run), "--set", "model.recurrent.eval_samples=-1"]) != 0
+    assert "config.yaml: model.recurrent: eval_samples must be >= 0" in capsys.readouterr().err
 
 
 def test_linear_readout_finds_a_linearly_coded_location_and_not_noise():
@@ -336,3 +349,69 @@ def test_ram_resumes_exactly(tmp_path, monkeypatch):
     a = load_file(tmp_path / "whole" / "checkpoints" / "step-000004.safetensors")
     b = load_file(tmp_path / "parts" / "checkpoints" / "step-000004.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _ce_locator_grad(model, images, labels, seed=0):
+    torch.manual_seed(seed)  # the same policy noise in every pass
+    model.zero_grad()
+    F.cross_entropy(model(images), labels).backward()
+    return model.locator.weight.grad
+
+
+@pytest.mark.parametrize("mode", ["reinforce", "pathwise", "both"])
+def test_the_classification_loss_reaches_the_location_network_only_pathwise(mode):
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(10, 1, glimpses=3, patch=4, scales=2, location_gradient=mode)
+    images, labels = torch.rand(8, 1, 20, 20), torch.randint(0, 10, (8,))
+    grad = _ce_locator_grad(model, images, labels)
+    assert (grad is not None and grad.abs().sum() > 0) == (mode != "reinforce")
+    kept = policy_loss(model, model(images), labels)  # a REINFORCE term unless pathwise alone
+    assert (kept is None) == (mode == "pathwise")
+    # a blank image looks the same wherever the glimpse lands: no gradient, so none comes through "where"
+    blank = _ce_locator_grad(model, torch.zeros(8, 1, 20, 20), labels)
+    assert blank is None or blank.abs().sum() == 0
+    with pytest.raises(ValueError, match="location_gradient"):
+        RecurrentAttentionModel(10, location_gradient="straight_through")
+
+
+def test_the_sensor_gradient_in_the_location_matches_finite_differences():
+    # the pathwise location gradient is the sensor's: bilinear in the location, checked in float64 at every scale
+    torch.manual_seed(1)
+    images = torch.rand(3, 2, 24, 30, dtype=torch.float64)
+    locations = (torch.rand(3, 2, dtype=torch.float64) * 1.6 - 0.8).requires_grad_()
+    assert torch.autograd.gradcheck(lambda loc: glimpse_sensor(images, loc, 4, 3), (locations,), eps=1e-6, atol=1e-6)
+    grad, = torch.autograd.grad(glimpse_sensor(images, locations, 4, 3).sum(), locations)
+    assert grad.abs().sum() > 0
+
+
+def test_monte_carlo_evaluation_averages_sampled_paths_deterministically():
+    torch.manual_seed(0)
+    model = RecurrentAttentionModel(10, 1, glimpses=3, patch=4, scales=2, std=0.3, eval_samples=5).eval()
+    images = torch.rand(6, 1, 20, 20)
+    with torch.no_grad(), capture_attention(model) as maps:
+        log_p = model(images)
+        again = model(images)
+    torch.testing.assert_close(log_p, again)  # the same noise at every call: evaluation is deterministic
+    torch.testing.assert_close(log_p.exp().sum(-1), torch.ones(6))  # log of an average of distributions
+    paths = maps[""]
+    assert len(paths) == 10 and all(p.shape == (6, 3, 2) for p in paths)  # 5 paths a call, each recorded
+    assert not torch.equal(paths[0], paths[1]) and torch.equal(paths[0], paths[5])
+    # by hand: the 5 paths' probabilities, averaged; each path is the mean path moved by the sampled noise
+    with torch.no_grad(), capture_attention(model) as maps:
+        pyramid = glimpse_pyramid(images, 2)
+        generator = torch.Generator().manual_seed(0)
+        probs = [model.glimpse_path(images, pyramid, generator).softmax(-1) for _ in range(5)]
+    torch.testing.assert_close(log_p, torch.stack(probs).mean(0).log())
+    model.eval_samples = 0
+    with torch.no_grad(), capture_attention(model) as maps:
+        mean_path = model(images)
+    assert len(maps[""]) == 1 and not torch.allclose(mean_path.log_softmax(-1), log_p)
+    model.std = 1e-9  # a policy without spread: every sampled path is the mean path
+    model.eval_samples = 3
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), mean_path.log_softmax(-1), rtol=1e-5, atol=1e-5)
+    model.train()  # training samples with the global RNG and keeps the policy, whatever eval_samples says
+    model(images)
+    assert model._policy is not None and model._policy[0].shape == (6, 3)
+    with pytest.raises(ValueError, match="eval_samples"):
+        RecurrentAttentionModel(10, eval_samples=-1)

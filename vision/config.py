@@ -90,6 +90,9 @@ class RecurrentConfig:
     locator_hidden: int = 0  # ram: a ReLU hidden layer in the location network (0: the paper's linear map)
     samples: int = 1  # ram, training: M glimpse sequences per image with a leave-one-out baseline (1: the paper's)
     reward: Literal["correct", "probability", "log_likelihood"] = "correct"  # ram: 1 if right (paper), p or log p
+    location_gradient: Literal["reinforce", "pathwise", "both"] = "reinforce"  # ram: REINFORCE (paper), through
+    #   the sensor's bilinear sampling, or both (vision/models/ram.py)
+    eval_samples: int = 0  # ram, evaluation: 0 = the mean path; M = M sampled paths, probabilities averaged
     cnn_widths: list[int] = field(default_factory=lambda: [16, 32])  # soft_rnn: conv3x3-ReLU-maxpool stages
     attention_dim: int = 128  # soft_rnn: additive attention's hidden size
 
@@ -98,6 +101,8 @@ class RecurrentConfig:
                  self.attention_dim, *self.cnn_widths, *self.glimpse_conv)
         if min(sizes) < 1 or not self.cnn_widths:
             raise ValueError("glimpses, patch, scales, hidden sizes and cnn_widths must be >= 1")
+        if self.eval_samples < 0:
+            raise ValueError(f"eval_samples must be >= 0 (0: the mean path), got {self.eval_samples}")
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.locator_hidden < 0:

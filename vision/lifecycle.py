@@ -63,15 +63,17 @@ class VisionRun(LoadedRun):
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: str = "best",
-             task: VisionTask | None = None) -> VisionRun:
+             task: VisionTask | None = None, overrides: dict | None = None) -> VisionRun:
     """The run in ``run_dir`` with its ``which`` weights ("best", "latest" or a file) on ``device``.
 
     The input spec comes from ``run_dir/inputs.json``; for older run dirs without it, from ``task`` (data
-    already read for the same config) or the config's data source. Raises ``FileNotFoundError`` (no
-    ``config.yaml``) and one-line ``ValueError``s (malformed ``inputs.json``, weights of another model).
+    already read for the same config) or the config's data source. ``overrides``: dotted config keys changed
+    for this use (e.g. ``{"model.recurrent.eval_samples": 10}``); one that changes the model's weights fails
+    to load. Raises ``FileNotFoundError`` (no ``config.yaml``) and one-line ``ValueError``s (malformed
+    ``inputs.json``, weights of another model, a bad override).
     """
     run_dir = Path(run_dir)
-    cfg = load_task_config(VisionConfig, run_config_path(run_dir))
+    cfg = load_task_config(VisionConfig, run_config_path(run_dir), overrides)
     inputs = InputSpec.load(run_dir)
     if inputs is None:
         task = VisionTask(cfg) if task is None else task
@@ -81,12 +83,14 @@ def load_run(run_dir: str | Path, device: str | torch.device = "auto", which: st
     return VisionRun(run_dir, cfg, model, dev, weights, inputs, task)
 
 
-def evaluate(run: VisionRun) -> dict[str, float]:
-    """Loss, accuracy (%) and error (%) of ``run`` on the test split; written to ``run_dir/test_metrics.json``
-    with the weights file used, and printed."""
+def evaluate(run: VisionRun, out: str | Path | None = None, overrides: dict | None = None) -> dict[str, float]:
+    """Loss, accuracy (%) and error (%) of ``run`` on the test split; written as JSON to ``out`` (default
+    ``run_dir/test_metrics.json``) with the weights file used and the config ``overrides`` the run was
+    loaded with (if any), and printed."""
     metrics = run.task.evaluate_test(run.model, run.device)
-    atomic_write_bytes(run.run_dir / "test_metrics.json",
-                       json.dumps({"weights": str(run.weights), **metrics}, indent=1).encode("utf-8"))
+    record = {"weights": str(run.weights), **({"overrides": overrides} if overrides else {}), **metrics}
+    atomic_write_bytes(Path(out) if out is not None else run.run_dir / "test_metrics.json",
+                       json.dumps(record, indent=1).encode("utf-8"))
     print(f"test ({len(run.task.test_set)} images, {run.weights.name}): acc {metrics['acc']:.2f}%, "
           f"loss {metrics['loss']:.4f}")
     return metrics

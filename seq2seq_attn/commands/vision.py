@@ -1,4 +1,5 @@
-"""``seq2seq-attn vision``: ``train CONFIG``, ``compare [CONFIG]`` and ``list`` (the attention modules)."""
+"""``seq2seq-attn vision``: ``train CONFIG``, ``test RUN_DIR``, ``compare [CONFIG]`` and ``list`` (the attention
+modules)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..training.cli import add_set_arg, add_train_command
+    from ..training.cli import add_set_arg, add_train_command, add_weights_arg
 
-    p = sub.add_parser("vision", help="image classification with attention modules: train, compare, list")
+    p = sub.add_parser("vision", help="image classification with attention modules: train, test, compare, list")
     vsub = p.add_subparsers(dest="vision_command", metavar="ACTION")
     vsub.required = True
 
     add_train_command(vsub, "train", "train a ResNet (with an attention module) from a YAML config",
                       "YAML config (see configs/vision_*.yaml)", "vision.lifecycle")
+
+    t = vsub.add_parser("test", help="score a run on its test split: loss, accuracy, error")
+    t.add_argument("run_dir", type=Path)
+    t.add_argument("--out", type=Path, default=None,
+                   help="JSON file of the scores (default: RUN_DIR/test_metrics.json)")
+    add_weights_arg(t)
+    t.add_argument("--device", default="auto")
+    add_set_arg(t)  # evaluation settings, e.g. --set model.recurrent.eval_samples=10
+    t.set_defaults(func=handle_test)
 
     c = vsub.add_parser("compare", help="compare attention modules: params, FLOPs, latency, memory, accuracy")
     c.add_argument("config", type=Path, nargs="?", help="YAML config with a compare: section (optional)")
@@ -60,6 +70,16 @@ def handle_compare(args: argparse.Namespace) -> int:
     results = compare_modules(cfg, device=args.device)
     print((Path(cfg.compare.out_dir) / "results.md").read_text(encoding="utf-8"))
     return 1 if any(r.error for r in results) and not cfg.compare.skip_failed else 0
+
+
+def handle_test(args: argparse.Namespace) -> int:
+    from vision.lifecycle import evaluate, load_run
+
+    from ..training import overrides_from_args
+
+    overrides = overrides_from_args(args)
+    evaluate(load_run(args.run_dir, args.device, args.which, overrides=overrides), args.out, overrides)
+    return 0
 
 
 def handle_list(args: argparse.Namespace) -> int:

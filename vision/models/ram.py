@@ -16,13 +16,16 @@ RAM (section 3 of the paper), for ``t = 1 .. G`` glimpses:
 
 The loss (the paper's hybrid loss, :func:`policy_loss`): cross-entropy of the classifier (the task's) +
 REINFORCE on the locations, ``-sum_t (R - b_t) log pi(l_t)`` with ``R = 1`` for a correct classification,
-+ baseline regression ``sum_t (b_t - R)²`` (Williams, 1992; Sutton et al., 2000).
++ baseline regression ``sum_t (b_t - R)²`` (Williams, 1992; Sutton et al., 2000). Not the paper's, by config
+(``location_gradient``): the classification loss can also reach the location network through the sensor's
+bilinear sampling of a reparameterized location (a spatial transformer's gradient, Jaderberg et al., 2015).
 
 The glimpse locations of each forward pass are recorded (``capture_attention``) as one (B, G, 2) tensor.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 import torch
@@ -35,6 +38,7 @@ from ..glimpse import glimpse_pyramid, glimpse_sensor
 
 Core = Literal["rnn", "lstm"]
 Reward = Literal["correct", "probability", "log_likelihood"]
+LocationGradient = Literal["reinforce", "pathwise", "both"]
 
 
 class RecurrentCore(nn.Module):
@@ -102,22 +106,39 @@ class RecurrentAttentionModel(RecordsAttention):
         core: ``rnn`` or ``lstm``; policy_trains_core: let REINFORCE's gradient reach the core and the glimpse
             network (default: the location network alone); conv_widths: a convolutional "what" pathway
             (:class:`GlimpseNetwork`; empty: the paper's linear one); locator_hidden: a ReLU hidden layer of
-            this size in the location network before the linear map to ``mu`` (0: the paper's linear map).
+            this size in the location network before the linear map to ``mu`` (0: the paper's linear map);
+        location_gradient: how the location network learns. ``reinforce`` (the paper's): REINFORCE alone, the
+            sampled location carries no gradient. ``pathwise``: the location is reparameterized,
+            ``l = mu + std·eps``, and the classification loss reaches ``mu`` through the sensor's bilinear
+            sampling (as in a spatial transformer, Jaderberg et al., 2015; the coarse, box-filtered scales give
+            the gradient its reach), no REINFORCE term. ``both``: the two gradients added. The "where" pathway
+            reads the location detached in every mode, so the gradient only says where to look;
+        eval_samples: in evaluation, 0 (default): one pass along the policy's mean path (deterministic); M >= 1:
+            M glimpse paths sampled from the policy, their class probabilities averaged (Monte Carlo
+            evaluation, the ``M`` of public RAM re-implementations); the noise comes from a generator seeded
+            with 0 at each call, so evaluation stays deterministic; costs M passes. Each path's locations are
+            recorded (M records per call).
 
     Raises:
-        ValueError: a size < 1, ``std <= 0`` or ``locator_hidden < 0``.
+        ValueError: a size < 1, ``std <= 0``, ``locator_hidden < 0``, ``eval_samples < 0`` or an unknown
+            ``location_gradient``.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 1, glimpses: int = 6, patch: int = 8, scales: int = 1,
                  std: float = 0.17, what_hidden: int = 128, where_hidden: int = 128, hidden: int = 256,
                  core: Core = "rnn", conv_widths: tuple[int, ...] = (), policy_trains_core: bool = False,
-                 locator_hidden: int = 0) -> None:
+                 locator_hidden: int = 0, location_gradient: LocationGradient = "reinforce",
+                 eval_samples: int = 0) -> None:
         super().__init__()
         if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, *conv_widths) < 1 or not std > 0 \
-                or locator_hidden < 0:
-            raise ValueError("glimpses, patch, scales and sizes must be >= 1, std > 0 and locator_hidden >= 0")
+                or min(locator_hidden, eval_samples) < 0:
+            raise ValueError("glimpses, patch, scales and sizes must be >= 1, std > 0, locator_hidden >= 0 and "
+                             "eval_samples >= 0")
+        if location_gradient not in get_args(LocationGradient):
+            raise ValueError(f"location_gradient must be reinforce, pathwise or both, got {location_gradient!r}")
         self.glimpses, self.patch, self.scales, self.std = glimpses, patch, scales, float(std)
-        self.policy_trains_core = policy_trains_core
+        self.policy_trains_core, self.location_gradient = policy_trains_core, location_gradient
+        self.eval_samples = eval_samples
         self.glimpse_net = GlimpseNetwork(scales * in_channels, patch, what_hidden, where_hidden, hidden,
                                           tuple(conv_widths))
         self.core = RecurrentCore(hidden, hidden, core)
@@ -127,28 +148,51 @@ class RecurrentAttentionModel(RecordsAttention):
         self.classifier = nn.Linear(hidden, num_classes)
         self._policy: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def next_location(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The location (B, 2) to look at after state ``h`` (B, H), and its log-probability (B,) in training."""
-        mean = torch.tanh(self.locator(h if self.policy_trains_core else h.detach()).float())  # float32 (autocast)
+    def next_location(self, h: torch.Tensor, generator: torch.Generator | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The location (B, 2) to look at after state ``h`` (B, H), and its log-probability (B,) in training
+        (``None`` when no REINFORCE term is kept: in evaluation, or with ``location_gradient: pathwise``). The
+        location carries a gradient to ``mu`` only with a ``pathwise`` gradient. In evaluation: the mean, or a
+        sample drawn with ``generator`` when one is given (Monte Carlo evaluation)."""
+        mu = self.locator(h if self.policy_trains_core else h.detach())
+        mean = torch.tanh(mu.to(torch.promote_types(mu.dtype, torch.float32)))  # >= float32 (autocast)
         if not self.training:
-            return mean, None
-        sample = (mean + self.std * torch.randn_like(mean)).detach()
-        log_prob = torch.distributions.Normal(mean, self.std).log_prob(sample).sum(-1)  # (B,)
+            if generator is None:
+                return mean, None
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            return (mean + self.std * noise).clamp(-1.0, 1.0), None
+        sample = mean + self.std * torch.randn_like(mean)  # reparameterized: d l / d mu = 1
+        log_prob = None
+        if self.location_gradient != "pathwise":
+            log_prob = torch.distributions.Normal(mean, self.std).log_prob(sample.detach()).sum(-1)  # (B,)
+        if self.location_gradient == "reinforce":
+            sample = sample.detach()
         return sample.clamp(-1.0, 1.0), log_prob
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pyramid = glimpse_pyramid(images, self.scales)  # shared by the G glimpses (and the M paths)
+        if self.training or not self.eval_samples:
+            return self.glimpse_path(images, pyramid)  # (B, num_classes)
+        generator = torch.Generator(device=images.device).manual_seed(0)
+        log_p = torch.stack([self.glimpse_path(images, pyramid, generator).float().log_softmax(-1)
+                             for _ in range(self.eval_samples)])  # (M, B, num_classes)
+        return log_p.logsumexp(0) - math.log(self.eval_samples)  # log of the mean probability (B, num_classes)
+
+    def glimpse_path(self, images: torch.Tensor, pyramid: list[torch.Tensor],
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """One pass of G glimpses over ``images`` (B, C, H, W) -> logits (B, num_classes); its locations are
+        recorded and, in training, its log-probabilities and baselines kept for :func:`policy_loss`."""
         b = images.shape[0]
         state = self.core.initial(b, images)
         locations, log_probs, baselines = [], [], []
-        pyramid = glimpse_pyramid(images, self.scales)  # shared by the G glimpses
         for _ in range(self.glimpses):
-            loc, log_prob = self.next_location(state[0])
+            loc, log_prob = self.next_location(state[0], generator)
             if log_prob is not None:
                 log_probs.append(log_prob)
                 baselines.append(self.baseline(state[0].detach()).squeeze(-1).float())  # (B,)
             locations.append(loc)
             glimpse = glimpse_sensor(images, loc, self.patch, self.scales, pyramid)  # (B, k, C, g, g)
-            state = self.core(self.glimpse_net(glimpse, loc), state)
+            state = self.core(self.glimpse_net(glimpse, loc.detach()), state)
         self.record(torch.stack(locations, 1))  # (B, G, 2)
         self._policy = (torch.stack(log_probs, 1), torch.stack(baselines, 1)) if log_probs else None  # (B, G)
         return self.classifier(state[0])  # (B, num_classes)
