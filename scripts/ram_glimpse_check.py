@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--radius", type=float, default=6.0, help="pixels: a glimpse this close is on target")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    run = load_run(args.run_dir, args.device)
+    run = load_run(args.run_dir, args.device, overrides={"model.recurrent.eval_samples": 0})  # the mean path
     if not isinstance(run.model, RecurrentAttentionModel):
         raise SystemExit(f"{args.run_dir}: not a RAM run (model.arch: {run.cfg.model.arch})")
     test = run.task.test_set

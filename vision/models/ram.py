@@ -20,7 +20,8 @@ REINFORCE on the locations, ``-sum_t (R - b_t) log pi(l_t)`` with ``R = 1`` for 
 (``location_gradient``): the classification loss can also reach the location network through the sensor's
 bilinear sampling of a reparameterized location (a spatial transformer's gradient, Jaderberg et al., 2015).
 
-The glimpse locations of each forward pass are recorded (``capture_attention``) as one (B, G, 2) tensor.
+The glimpse locations of each forward pass are recorded (``capture_attention``) as one (B, G, 2) tensor per
+glimpse path (``eval_samples`` paths in a Monte Carlo evaluation, one otherwise).
 """
 
 from __future__ import annotations
@@ -156,12 +157,12 @@ class RecurrentAttentionModel(RecordsAttention):
         sample drawn with ``generator`` when one is given (Monte Carlo evaluation)."""
         mu = self.locator(h if self.policy_trains_core else h.detach())
         mean = torch.tanh(mu.to(torch.promote_types(mu.dtype, torch.float32)))  # >= float32 (autocast)
+        if not self.training and generator is None:
+            return mean, None
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)  # global RNG
+        sample = mean + self.std * noise  # reparameterized: d l / d mu = 1
         if not self.training:
-            if generator is None:
-                return mean, None
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            return (mean + self.std * noise).clamp(-1.0, 1.0), None
-        sample = mean + self.std * torch.randn_like(mean)  # reparameterized: d l / d mu = 1
+            return sample.clamp(-1.0, 1.0), None
         log_prob = None
         if self.location_gradient != "pathwise":
             log_prob = torch.distributions.Normal(mean, self.std).log_prob(sample.detach()).sum(-1)  # (B,)
