@@ -93,12 +93,15 @@ class RecurrentConfig:
     location_gradient: Literal["reinforce", "pathwise", "both"] = "reinforce"  # ram: REINFORCE (paper), through
     #   the sensor's bilinear sampling, or both (vision/models/ram.py)
     eval_samples: int = 0  # ram, evaluation: 0 = the mean path; M = M sampled paths, probabilities averaged
+    policy: Literal["learned", "random", "densest"] = "learned"  # ram: where the glimpses go (learned: the paper's;
+    #   random: the paper's random-glimpse baseline; densest: a scan around the inkiest window, not learned)
+    window: int = 28  # ram, policy densest: the window's side in pixels
     cnn_widths: list[int] = field(default_factory=lambda: [16, 32])  # soft_rnn: conv3x3-ReLU-maxpool stages
     attention_dim: int = 128  # soft_rnn: additive attention's hidden size
 
     def __post_init__(self) -> None:
         sizes = (self.glimpses, self.patch, self.scales, self.what_hidden, self.where_hidden, self.hidden,
-                 self.attention_dim, *self.cnn_widths, *self.glimpse_conv)
+                 self.attention_dim, self.window, *self.cnn_widths, *self.glimpse_conv)
         if min(sizes) < 1 or not self.cnn_widths:
             raise ValueError("glimpses, patch, scales, hidden sizes and cnn_widths must be >= 1")
         if self.eval_samples < 0:

@@ -102,7 +102,7 @@ def _build_classifier(cfg: VisionModelConfig, num_classes: int, in_channels: int
         return RecurrentAttentionModel(num_classes, in_channels, r.glimpses, r.patch, r.scales, r.std,
                                        r.what_hidden, r.where_hidden, r.hidden, r.core, tuple(r.glimpse_conv),
                                        r.policy_trains_core, r.locator_hidden, r.location_gradient,
-                                       r.eval_samples)
+                                       r.eval_samples, r.policy, r.window)
     if cfg.arch == "clipnet":
         c = cfg.clip
         return ClipNet(num_classes, in_channels, tuple(c.widths), c.iau, c.parts, c.temporal, c.channel,

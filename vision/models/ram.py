@@ -40,6 +40,40 @@ from ..glimpse import glimpse_pyramid, glimpse_sensor
 Core = Literal["rnn", "lstm"]
 Reward = Literal["correct", "probability", "log_likelihood"]
 LocationGradient = Literal["reinforce", "pathwise", "both"]
+Policy = Literal["learned", "random", "densest"]
+
+
+def scan_offsets(count: int) -> torch.Tensor:
+    """The first ``count`` points (dx, dy) of the integer grid, nearest the origin first (ties by angle): (0, 0),
+    then the 4 edge neighbours, the 4 diagonal ones, the ring at distance 2, ... -> (count, 2) float32."""
+    side = math.isqrt(count) + 2
+    grid = [(dx, dy) for dx in range(-side, side + 1) for dy in range(-side, side + 1)]
+    grid.sort(key=lambda p: (p[0] ** 2 + p[1] ** 2, math.atan2(p[1], p[0])))
+    return torch.tensor(grid[:count], dtype=torch.float32)
+
+
+def densest_window_centre(images: torch.Tensor, window: int) -> torch.Tensor:
+    """Where the object is, found without learning: the ``window``×``window`` square (clipped to the image)
+    holding the most ink (the channels' sum less its minimum per image, box-filtered with ``F.avg_pool2d`` at
+    stride 1; the first square on ties), and the ink's centre of mass inside it. images (B, C, H, W) -> pixel
+    coordinates ``(col, row)`` (B, 2) float32 (pixel ``j``'s centre at ``j``); an image without ink gives the
+    first square's centre."""
+    ink = images.detach().float().sum(1)  # (B, H, W)
+    ink = ink - ink.amin((1, 2), keepdim=True)
+    h, w = ink.shape[-2:]
+    kh, kw = min(window, h), min(window, w)
+    box = F.avg_pool2d(ink[:, None], (kh, kw), stride=1).flatten(1)  # (B, (H - kh + 1)(W - kw + 1))
+    top, left = box.argmax(1) // (w - kw + 1), box.argmax(1) % (w - kw + 1)  # (B,)
+    rows, cols = torch.arange(h, device=ink.device), torch.arange(w, device=ink.device)
+    inside = (((rows >= top[:, None]) & (rows < top[:, None] + kh))[:, :, None]
+              & ((cols >= left[:, None]) & (cols < left[:, None] + kw))[:, None, :])  # (B, H, W)
+    mass = ink * inside
+    total = mass.sum((1, 2))  # (B,)
+    empty = total <= 0
+    total = total.clamp_min(1e-12)
+    col = torch.where(empty, left + (kw - 1) / 2, (mass.sum(1) * cols).sum(1) / total)
+    row = torch.where(empty, top + (kh - 1) / 2, (mass.sum(2) * rows).sum(1) / total)
+    return torch.stack([col, row], -1).float()  # (B, 2)
 
 
 class RecurrentCore(nn.Module):
@@ -118,27 +152,38 @@ class RecurrentAttentionModel(RecordsAttention):
             M glimpse paths sampled from the policy, their class probabilities averaged (Monte Carlo
             evaluation, the ``M`` of public RAM re-implementations); the noise comes from a generator seeded
             with 0 at each call, so evaluation stays deterministic; costs M passes. Each path's locations are
-            recorded (M records per call).
+            recorded (M records per call);
+        policy: where the glimpses go. ``learned`` (the paper's model): the location network above.
+            ``random``: every glimpse at a location uniform in ``[-1, 1]²`` (the paper's "random glimpses"
+            baseline, Table 2; in evaluation drawn from a generator seeded with 0 at each call).
+            ``densest``: a hand-made policy, not learned: glimpse ``t`` at the centre of the ``window``×``window``
+            square holding the most ink (:func:`densest_window_centre`) plus the ``t``-th point of
+            :func:`scan_offsets` times ``patch / 2`` pixels, a scan around it; it asks how well the rest of the
+            model does when the glimpses are on the object. Neither keeps a REINFORCE term;
+        window: pixels, the side of ``densest``'s square (e.g. 28 for an MNIST digit).
 
     Raises:
-        ValueError: a size < 1, ``std <= 0``, ``locator_hidden < 0``, ``eval_samples < 0`` or an unknown
-            ``location_gradient``.
+        ValueError: a size < 1, ``std <= 0``, ``locator_hidden < 0``, ``eval_samples < 0``, an unknown
+            ``location_gradient`` or ``policy``.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 1, glimpses: int = 6, patch: int = 8, scales: int = 1,
                  std: float = 0.17, what_hidden: int = 128, where_hidden: int = 128, hidden: int = 256,
                  core: Core = "rnn", conv_widths: tuple[int, ...] = (), policy_trains_core: bool = False,
                  locator_hidden: int = 0, location_gradient: LocationGradient = "reinforce",
-                 eval_samples: int = 0) -> None:
+                 eval_samples: int = 0, policy: Policy = "learned", window: int = 28) -> None:
         super().__init__()
-        if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, *conv_widths) < 1 or not std > 0 \
+        if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, window, *conv_widths) < 1 or not std > 0 \
                 or min(locator_hidden, eval_samples) < 0:
             raise ValueError("glimpses, patch, scales and sizes must be >= 1, std > 0, locator_hidden >= 0 and "
                              "eval_samples >= 0")
         if location_gradient not in get_args(LocationGradient):
             raise ValueError(f"location_gradient must be reinforce, pathwise or both, got {location_gradient!r}")
         self.glimpses, self.patch, self.scales, self.std = glimpses, patch, scales, float(std)
+        if policy not in get_args(Policy):
+            raise ValueError(f"policy must be learned, random or densest, got {policy!r}")
         self.policy_trains_core, self.location_gradient = policy_trains_core, location_gradient
+        self.policy, self.window = policy, window
         self.eval_samples = eval_samples
         self.glimpse_net = GlimpseNetwork(scales * in_channels, patch, what_hidden, where_hidden, hidden,
                                           tuple(conv_widths))
@@ -170,6 +215,16 @@ class RecurrentAttentionModel(RecordsAttention):
             sample = sample.detach()
         return sample.clamp(-1.0, 1.0), log_prob
 
+    def fixed_locations(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The G locations (B, G, 2) in ``[-1, 1]`` of a ``random`` or ``densest`` policy for ``images``
+        (B, C, H, W); ``random`` draws with ``generator`` (the global RNG when ``None``)."""
+        b, _, h, w = images.shape
+        if self.policy == "random":
+            return torch.rand((b, self.glimpses, 2), generator=generator, device=images.device) * 2 - 1
+        centre = densest_window_centre(images, self.window)  # (B, 2) px
+        pixels = centre[:, None] + scan_offsets(self.glimpses).to(images.device) * (self.patch / 2)  # (B, G, 2)
+        return ((pixels + 0.5) * 2 / pixels.new_tensor([w, h]) - 1).clamp(-1.0, 1.0)  # px -> [-1, 1]
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         pyramid = glimpse_pyramid(images, self.scales)  # shared by the G glimpses (and the M paths)
         if self.training or not self.eval_samples:
@@ -186,8 +241,13 @@ class RecurrentAttentionModel(RecordsAttention):
         b = images.shape[0]
         state = self.core.initial(b, images)
         locations, log_probs, baselines = [], [], []
-        for _ in range(self.glimpses):
-            loc, log_prob = self.next_location(state[0], generator)
+        fixed = None
+        if self.policy != "learned":
+            if generator is None and not self.training:  # evaluation stays deterministic
+                generator = torch.Generator(device=images.device).manual_seed(0)
+            fixed = self.fixed_locations(images, generator)  # (B, G, 2)
+        for t in range(self.glimpses):
+            loc, log_prob = self.next_location(state[0], generator) if fixed is None else (fixed[:, t], None)
             if log_prob is not None:
                 log_probs.append(log_prob)
                 baselines.append(self.baseline(state[0].detach()).squeeze(-1).float())  # (B,)
