@@ -54,15 +54,16 @@ def scan_offsets(count: int) -> torch.Tensor:
 
 def densest_window_centre(images: torch.Tensor, window: int) -> torch.Tensor:
     """Where the object is, found without learning: the ``window``×``window`` square (clipped to the image)
-    holding the most ink (the channels' sum less its minimum per image, box-filtered with ``F.avg_pool2d`` at
-    stride 1; the first square on ties), and the ink's centre of mass inside it. images (B, C, H, W) -> pixel
+    holding the most ink (the channels' sum less its minimum per image, summed over every square with a summed-area
+    table; the first square on ties), and the ink's centre of mass inside it. images (B, C, H, W) -> pixel
     coordinates ``(col, row)`` (B, 2) float32 (pixel ``j``'s centre at ``j``); an image without ink gives the
     first square's centre."""
     ink = images.detach().float().sum(1)  # (B, H, W)
     ink = ink - ink.amin((1, 2), keepdim=True)
     h, w = ink.shape[-2:]
     kh, kw = min(window, h), min(window, w)
-    box = F.avg_pool2d(ink[:, None], (kh, kw), stride=1).flatten(1)  # (B, (H - kh + 1)(W - kw + 1))
+    table = F.pad(ink.cumsum(1).cumsum(2), (1, 0, 1, 0))  # (B, H + 1, W + 1): the summed-area table
+    box = (table[:, kh:, kw:] - table[:, :-kh, kw:] - table[:, kh:, :-kw] + table[:, :-kh, :-kw]).flatten(1)
     top, left = box.argmax(1) // (w - kw + 1), box.argmax(1) % (w - kw + 1)  # (B,)
     rows, cols = torch.arange(h, device=ink.device), torch.arange(w, device=ink.device)
     inside = (((rows >= top[:, None]) & (rows < top[:, None] + kh))[:, :, None]
