@@ -103,7 +103,7 @@ class RecurrentConfig:
         sizes = (self.glimpses, self.patch, self.scales, self.what_hidden, self.where_hidden, self.hidden,
                  self.attention_dim, self.window, *self.cnn_widths, *self.glimpse_conv)
         if min(sizes) < 1 or not self.cnn_widths:
-            raise ValueError("glimpses, patch, scales, hidden sizes and cnn_widths must be >= 1")
+            raise ValueError("glimpses, patch, scales, window, hidden sizes and cnn_widths must be >= 1")
         if self.eval_samples < 0:
             raise ValueError(f"eval_samples must be >= 0 (0: the mean path), got {self.eval_samples}")
         if self.samples < 1:

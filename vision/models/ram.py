@@ -176,7 +176,7 @@ class RecurrentAttentionModel(RecordsAttention):
         super().__init__()
         if min(glimpses, patch, scales, what_hidden, where_hidden, hidden, window, *conv_widths) < 1 or not std > 0 \
                 or min(locator_hidden, eval_samples) < 0:
-            raise ValueError("glimpses, patch, scales and sizes must be >= 1, std > 0, locator_hidden >= 0 and "
+            raise ValueError("glimpses, patch, scales, window and sizes must be >= 1, std > 0, locator_hidden >= 0 and "
                              "eval_samples >= 0")
         if location_gradient not in get_args(LocationGradient):
             raise ValueError(f"location_gradient must be reinforce, pathwise or both, got {location_gradient!r}")
