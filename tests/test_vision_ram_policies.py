@@ -63,19 +63,26 @@ def test_densest_window_sums_match_average_pooling_and_clip_to_small_images():
     torch.testing.assert_close(densest_window_centre(small, 28)[0], torch.tensor([3.0, 2.0]))  # the whole image
 
 
-def test_densest_policy_scans_around_the_object_and_keeps_no_policy_gradient():
+def test_densest_policy_scans_around_the_object_explores_in_training_and_keeps_no_policy_gradient():
     model = _ram("densest", glimpses=5, window=8)
     x = torch.zeros(2, 1, 32, 32)
     x[0, 0, 4:10, 20:26] = 1.0  # centre (22.5, 6.5)
     x[1, 0, 20:26, 2:8] = 1.0  # centre (4.5, 22.5)
+    model.eval()
     with capture_attention(model) as maps:
-        model.train()
-        logits = model(x)
-    pixels = pixel_centre(maps[""][0], 32, 32)  # (B, G, 2)
+        model(x)
     want = torch.tensor([[22.5, 6.5], [4.5, 22.5]])[:, None] + scan_offsets(5) * 2.0  # patch 4: steps of 2 px
-    torch.testing.assert_close(pixels, want)
-    assert model._policy is None and policy_loss(model, logits, torch.tensor([0, 1])) is None
-    F.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    torch.testing.assert_close(pixel_centre(maps[""][0], 32, 32), want)  # the mean path: the scan itself
+    scan = maps[""][0]
+    model.train()
+    many = x.repeat(200, 1, 1, 1)
+    with capture_attention(model) as maps:
+        logits = model(many)
+    noise = (maps[""][0] - scan.repeat(200, 1, 1)) / model.std  # in training: the scan plus the policy's noise
+    assert abs(float(noise.mean())) < 0.05 and abs(float(noise.std()) - 1.0) < 0.05
+    labels = torch.tensor([0, 1]).repeat(200)
+    assert model._policy is None and policy_loss(model, logits, labels) is None
+    F.cross_entropy(logits, labels).backward()
     assert model.locator.weight.grad is None  # the location network is not used
     assert model.glimpse_net.what.weight.grad.abs().sum() > 0 and model.classifier.weight.grad.abs().sum() > 0
     corner = torch.zeros(1, 1, 32, 32)

@@ -159,8 +159,9 @@ class RecurrentAttentionModel(RecordsAttention):
             baseline, Table 2; in evaluation drawn from a generator seeded with 0 at each call).
             ``densest``: a hand-made policy, not learned: glimpse ``t`` at the centre of the ``window``×``window``
             square holding the most ink (:func:`densest_window_centre`) plus the ``t``-th point of
-            :func:`scan_offsets` times ``patch / 2`` pixels, a scan around it; it asks how well the rest of the
-            model does when the glimpses are on the object. Neither keeps a REINFORCE term;
+            :func:`scan_offsets` times ``patch / 2`` pixels, a scan around it, as the policy's mean (sampled
+            with ``std`` in training and Monte Carlo evaluation, like the learned policy's); it asks how well the
+            rest of the model does when the glimpses are on the object. Neither keeps a REINFORCE term;
         window: pixels, the side of ``densest``'s square (e.g. 28 for an MNIST digit).
 
     Raises:
@@ -195,20 +196,24 @@ class RecurrentAttentionModel(RecordsAttention):
         self.classifier = nn.Linear(hidden, num_classes)
         self._policy: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def next_location(self, h: torch.Tensor, generator: torch.Generator | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def next_location(self, h: torch.Tensor, generator: torch.Generator | None = None,
+                      mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The location (B, 2) to look at after state ``h`` (B, H), and its log-probability (B,) in training
-        (``None`` when no REINFORCE term is kept: in evaluation, or with ``location_gradient: pathwise``). The
-        location carries a gradient to ``mu`` only with a ``pathwise`` gradient. In evaluation: the mean, or a
-        sample drawn with ``generator`` when one is given (Monte Carlo evaluation)."""
-        mu = self.locator(h if self.policy_trains_core else h.detach())
-        mean = torch.tanh(mu.to(torch.promote_types(mu.dtype, torch.float32)))  # >= float32 (autocast)
+        (``None`` when no REINFORCE term is kept: in evaluation, with ``location_gradient: pathwise`` or with a
+        given ``mean``). The location carries a gradient to ``mu`` only with a ``pathwise`` gradient. In
+        evaluation: the mean, or a sample drawn with ``generator`` when one is given (Monte Carlo evaluation).
+        ``mean`` (B, 2): a fixed policy's mean location (``densest``) in the place of the location network's,
+        explored with the same Gaussian noise."""
+        fixed = mean is not None
+        if mean is None:
+            mu = self.locator(h if self.policy_trains_core else h.detach())
+            mean = torch.tanh(mu.to(torch.promote_types(mu.dtype, torch.float32)))  # >= float32 (autocast)
         if not self.training and generator is None:
             return mean, None
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)  # global RNG
         sample = mean + self.std * noise  # reparameterized: d l / d mu = 1
-        if not self.training:
-            return sample.clamp(-1.0, 1.0), None
+        if not self.training or fixed:
+            return sample.detach().clamp(-1.0, 1.0), None
         log_prob = None
         if self.location_gradient != "pathwise":
             log_prob = torch.distributions.Normal(mean, self.std).log_prob(sample.detach()).sum(-1)  # (B,)
@@ -244,11 +249,14 @@ class RecurrentAttentionModel(RecordsAttention):
         locations, log_probs, baselines = [], [], []
         fixed = None
         if self.policy != "learned":
-            if generator is None and not self.training:  # evaluation stays deterministic
+            if self.policy == "random" and generator is None and not self.training:  # a deterministic evaluation
                 generator = torch.Generator(device=images.device).manual_seed(0)
             fixed = self.fixed_locations(images, generator)  # (B, G, 2)
         for t in range(self.glimpses):
-            loc, log_prob = self.next_location(state[0], generator) if fixed is None else (fixed[:, t], None)
+            if self.policy == "random":
+                loc, log_prob = fixed[:, t], None
+            else:  # the location network's mean, or the densest scan's, explored with the policy's noise
+                loc, log_prob = self.next_location(state[0], generator, None if fixed is None else fixed[:, t])
             if log_prob is not None:
                 log_probs.append(log_prob)
                 baselines.append(self.baseline(state[0].detach()).squeeze(-1).float())  # (B,)
