@@ -1,10 +1,11 @@
 """Does a trained RAM look at the digit? Per glimpse, the median distance (pixels) from the glimpse centre to
-the test image's ink centre and the share of glimpses within ``--radius`` pixels of it, beside the same for a
-glimpse fixed at the image centre (``vision.glimpse.ink_centre_distance``; meaningful for one object on a
-black canvas, e.g. translated MNIST; with clutter the ink centre is pulled towards the pieces).
+the digit and the share of glimpses within ``--radius`` pixels of it, beside the same for a glimpse fixed at the
+image centre. Where the digit is: for a run on one of the placed MNIST variants (translated, cluttered, ...), the
+centre of the digit's own ink, known from the generator (:func:`vision.mnist_variants.digit_centres`), so clutter
+does not move it; for other data, the image's ink centre (meaningful for one object on a black canvas).
 
 Beside each glimpse it also asks whether the model *knows* where the digit is: a linear read-out (least squares,
-with a bias) from the recurrent state after that glimpse to the ink centre, fitted on the first half of the images
+with a bias) from the recurrent state after that glimpse to the digit's centre, fitted on the first half of the images
 and measured on the second (median distance, px), against the read-out that always guesses the mean centre. A
 state that locates the digit while the next glimpse still misses it means the location network has not learned
 to use what the state holds. The last column is the correlation, over the images, between where the glimpse
@@ -19,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from seq2seq_attn.attention import capture_attention
-from vision.glimpse import ink_centre, ink_centre_distance, pixel_centre
+from seq2seq_attn.paths import resolve_path
+from vision.glimpse import ink_centre, pixel_centre
 from vision.lifecycle import load_run
+from vision.mnist_variants import VARIANTS, digit_centres, split_seed
 from vision.models.ram import RecurrentAttentionModel
 
 
@@ -46,6 +50,21 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.corrcoef(torch.stack([a.double(), b.double()]))[0, 1])
 
 
+def digit_centres_of(run, images: torch.Tensor) -> torch.Tensor | None:
+    """Where each test digit really is, ``(col, row)`` pixels (B, 2), for a run on one of the placed MNIST variants
+    of an ``.npz`` (:func:`vision.mnist_variants.digit_centres`: the centre of the digit's own ink, which clutter
+    does not pull); ``None`` for any other data, or when the remade test images differ from ``images``."""
+    d = run.cfg.data
+    if d.source != "npz" or d.variant not in VARIANTS or d.max_test is not None:
+        return None
+    with np.load(resolve_path(d.path), allow_pickle=False) as data:
+        digits = data["x_test"]  # the whole split: the clutter of an image depends on the others
+    remade, centres = digit_centres(digits, d.variant, split_seed(d.variant_seed, "test"))
+    if not np.array_equal(remade[:len(images)], images[:, 0].numpy()):
+        return None
+    return torch.from_numpy(centres[:len(images)]).float()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir")
@@ -64,14 +83,19 @@ def main(argv: list[str] | None = None) -> None:
         probs = run.predict(images)
     hook.remove()
     locations = maps[""][0].cpu().float()  # (B, G, 2) in [-1, 1]
-    distance = ink_centre_distance(images, locations)  # (B, G)
-    target, half = ink_centre(images), len(images) // 2  # (B, 2) px
+    target = digit_centres_of(run, images)  # (B, 2) px: the digit itself, when the images are a known variant
+    reference = "the digit's own ink centre" if target is not None else "the image's ink centre"
+    target = ink_centre(images) if target is None else target
+    looked = pixel_centre(locations, *images.shape[-2:])  # (B, G, 2) px
+    distance = (looked - target[:, None]).norm(dim=-1)  # (B, G)
+    half = len(images) // 2
     readout = [linear_readout_distance(h, target, half) for h in states]  # G x (B - half,)
     guess = (target[half:] - target[:half].mean(0)).norm(dim=-1)  # the mean centre of the fitting half
-    looked = pixel_centre(locations, *images.shape[-2:])  # (B, G, 2) px
-    centre = ink_centre_distance(images, torch.zeros(len(images), 1, 2))[:, 0]  # a glimpse fixed at the centre
+    middle = pixel_centre(torch.zeros(2), *images.shape[-2:])  # a glimpse fixed at the image centre
+    centre = (middle - target).norm(dim=-1)  # (B,)
     error = 100.0 * float((probs.argmax(-1) != test.labels[:args.count]).float().mean())
-    print(f"{args.run_dir}: {len(images)} test images, error {error:.2f} %, radius {args.radius:g} px\n")
+    print(f"{args.run_dir}: {len(images)} test images, error {error:.2f} %, radius {args.radius:g} px, "
+          f"distances to {reference}\n")
     print(f"| glimpse | median distance (px) | within {args.radius:g} px | linear read-out of the state after it (px) "
           "| correlation with the digit's x, y |\n| --- | ---: | ---: | ---: | ---: |")
     for t in range(distance.shape[1]):

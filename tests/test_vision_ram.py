@@ -271,6 +271,7 @@ def test_ram_trains_through_the_trainer_and_plots_glimpses(tmp_path, monkeypatch
     _script("ram_glimpse_check").main([str(run), "--count", "5"])  # how far the glimpses land from the digit
     table = capsys.readouterr().out
     assert "5 test images" in table and "| fixed at the centre |" in table and "| 2 |" in table
+    assert "distances to the digit's own ink centre" in table  # a placed variant: the generator knows where
     assert "linear read-out of the state" in table and "guessing the mean centre" in table
     assert "correlation with the digit's x, y" in table
     with pytest.raises(SystemExit, match="records no attention distribution"):  # locations, not distributions

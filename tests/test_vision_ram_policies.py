@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +13,8 @@ import torch.nn.functional as F
 from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.training.lifecycle import load_task_config
 from vision.config import VisionConfig
-from vision.glimpse import pixel_centre
+from vision.glimpse import ink_centre, pixel_centre
+from vision.mnist_variants import VARIANTS, digit_centres, make_variant
 from vision.models.ram import RecurrentAttentionModel, densest_window_centre, policy_loss, scan_offsets
 
 
@@ -127,3 +129,25 @@ def test_unknown_policy_and_bad_window_fail_with_the_key_named():
         load_task_config(VisionConfig, "configs/vision_ram_translated_cpu.yaml", {"model.recurrent.policy": "oracle"})
     with pytest.raises(ValueError, match="model.recurrent: .*window"):
         load_task_config(VisionConfig, "configs/vision_ram_translated_cpu.yaml", {"model.recurrent.window": 0})
+
+
+@pytest.mark.parametrize("variant", ["centered", "translated", "cluttered", "cluttered100"])
+def test_digit_centres_are_the_digits_own_ink_centres_wherever_they_are_placed(variant):
+    rng = np.random.default_rng(0)
+    digits = np.zeros((30, 28, 28), dtype=np.uint8)
+    for i in range(30):  # a bar of random height and place per digit
+        top, left = rng.integers(2, 14, 2)
+        digits[i, top:top + 12, left:left + 4] = rng.integers(100, 256, (12, 4))
+    images, centres = digit_centres(digits, variant, 7)
+    np.testing.assert_array_equal(images, make_variant(digits, variant, 7))  # the same images
+    own = ink_centre(torch.from_numpy(digits).float()[:, None]).double().numpy()  # on the 28x28 digit
+    corner = centres - own  # (col, row) of the digit's top-left on the canvas: whole pixels
+    np.testing.assert_allclose(corner, np.round(corner), atol=1e-6)
+    size = VARIANTS[variant][0]
+    for image, digit, (col, row) in zip(images, digits, np.round(corner).astype(int)):
+        assert 0 <= row <= size - 28 and 0 <= col <= size - 28
+        assert (image[row:row + 28, col:col + 28] >= digit).all()  # the digit is there (clutter only adds ink)
+    if variant in ("centered", "translated"):  # nothing else on the canvas: the image's ink centre
+        np.testing.assert_allclose(centres, ink_centre(torch.from_numpy(images).float()[:, None]).numpy(), atol=1e-3)
+    with pytest.raises(ValueError, match="placed variants"):
+        digit_centres(digits, "rts", 7)

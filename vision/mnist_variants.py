@@ -47,6 +47,11 @@ def place(canvas: np.ndarray, pieces: np.ndarray, rows: np.ndarray, cols: np.nda
     canvas[idx, r, c] = np.maximum(canvas[idx, r, c], pieces)
 
 
+def split_seed(seed: int, split: str) -> int:
+    """The generator seed of a split: ``seed`` for ``train``, another for every other split."""
+    return seed + (0 if split == "train" else 1_000_003)
+
+
 def make_variant(digits: np.ndarray, variant: str, seed: int) -> np.ndarray:
     """``digits`` uint8 (N, 28, 28) -> the ``variant``'s uint8 images (N, S, S) (see the module doc).
 
@@ -59,10 +64,39 @@ def make_variant(digits: np.ndarray, variant: str, seed: int) -> np.ndarray:
         raise ValueError(f"digits must be uint8 (N, 28, 28), got {digits.dtype} {digits.shape}")
     if variant in WARPS:
         return warp_digits(digits, variant, seed)
+    return place_digits(digits, variant, seed)[0]
+
+
+def digit_centres(digits: np.ndarray, variant: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``variant``'s images (N, S, S) uint8, as :func:`make_variant` makes them, and where each digit is:
+    the centre of mass of its own ink (not the clutter's) as pixel coordinates ``(col, row)`` (N, 2) float64,
+    pixel ``j``'s centre at ``j``. For the placed variants (:data:`VARIANTS`).
+
+    Raises:
+        ValueError: a variant that is not placed (``rotated``, ``rts``), a digit without ink, or those of
+            :func:`make_variant`.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"digit centres are known for the placed variants ({', '.join(VARIANTS)}), not {variant!r}")
+    images = make_variant(digits, variant, seed)  # checks the digits
+    corners = place_digits(digits, variant, seed)[1]  # (N, 2): row, col
+    ink = digits.astype(np.float64)
+    mass = ink.sum((1, 2))
+    if (mass <= 0).any():
+        raise ValueError(f"digit {int(np.argmax(mass <= 0))} has no ink")
+    grid = np.arange(28, dtype=np.float64)
+    col = (ink.sum(1) * grid).sum(1) / mass + corners[:, 1]
+    row = (ink.sum(2) * grid).sum(1) / mass + corners[:, 0]
+    return images, np.stack([col, row], 1)
+
+
+def place_digits(digits: np.ndarray, variant: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The placed variants (:data:`VARIANTS`): the images (N, S, S) uint8 and each digit's top-left corner
+    ``(row, col)`` (N, 2) int64 on its canvas."""
     size, clutter, piece = VARIANTS[variant]
-    if variant == "centered":
-        return digits.copy()
     n = len(digits)
+    if variant == "centered":
+        return digits.copy(), np.zeros((n, 2), dtype=np.int64)
     rng = np.random.default_rng([zlib.crc32(variant.encode()), seed])
     canvas = np.zeros((n, size, size), dtype=np.uint8)
     for _ in range(clutter):
@@ -72,8 +106,9 @@ def make_variant(digits: np.ndarray, variant: str, seed: int) -> np.ndarray:
         c = left[:, None, None] + np.arange(piece)[None, None, :]
         pieces = digits[src[:, None, None], r, c]  # (N, piece, piece)
         place(canvas, pieces, rng.integers(0, size - piece + 1, n), rng.integers(0, size - piece + 1, n))
-    place(canvas, digits, rng.integers(0, size - 28 + 1, n), rng.integers(0, size - 28 + 1, n))
-    return canvas
+    rows, cols = rng.integers(0, size - 28 + 1, n), rng.integers(0, size - 28 + 1, n)
+    place(canvas, digits, rows, cols)
+    return canvas, np.stack([rows, cols], 1).astype(np.int64)
 
 
 def warp_digits(digits: np.ndarray, variant: str, seed: int, chunk: int = 4096) -> np.ndarray:
@@ -112,7 +147,7 @@ def cached_variant(path: Path, digest: str, digits: np.ndarray, variant: str, sp
     target = cache / "vision" / f"{path.stem}-{digest}-{variant}-{split}-s{seed}-v{VERSION}.npy"
     if target.is_file():
         return np.load(target)
-    x = make_variant(digits, variant, seed + (0 if split == "train" else 1_000_003))
+    x = make_variant(digits, variant, split_seed(seed, split))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, x)
