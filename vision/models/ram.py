@@ -20,6 +20,10 @@ REINFORCE on the locations, ``-sum_t (R - b_t) log pi(l_t)`` with ``R = 1`` for 
 (``location_gradient``): the classification loss can also reach the location network through the sensor's
 bilinear sampling of a reparameterized location (a spatial transformer's gradient, Jaderberg et al., 2015).
 
+Not learned, to compare against (``policy``): random glimpses (the paper's baseline) and a scan around the
+window with the most ink (:func:`densest_window_centre`), which shows what the rest of RAM does with glimpses
+that are on the object.
+
 The glimpse locations of each forward pass are recorded (``capture_attention``) as one (B, G, 2) tensor per
 glimpse path (``eval_samples`` paths in a Monte Carlo evaluation, one otherwise).
 """
