@@ -26,7 +26,7 @@ import torch
 from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.paths import resolve_path
 from vision.glimpse import ink_centre, pixel_centre
-from vision.lifecycle import load_run
+from vision.lifecycle import VisionRun, load_run
 from vision.mnist_variants import VARIANTS, digit_centres, split_seed
 from vision.models.ram import RecurrentAttentionModel
 
@@ -50,7 +50,7 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.corrcoef(torch.stack([a.double(), b.double()]))[0, 1])
 
 
-def digit_centres_of(run, images: torch.Tensor) -> torch.Tensor | None:
+def digit_centres_of(run: VisionRun, images: torch.Tensor) -> torch.Tensor | None:
     """Where each test digit really is, ``(col, row)`` pixels (B, 2), for a run on one of the placed MNIST variants
     of an ``.npz`` (:func:`vision.mnist_variants.digit_centres`: the centre of the digit's own ink, which clutter
     does not pull); ``None`` for any other data, or when the remade test images differ from ``images``."""

@@ -52,16 +52,21 @@ def split_seed(seed: int, split: str) -> int:
     return seed + (0 if split == "train" else 1_000_003)
 
 
+def check_digits(digits: np.ndarray, variant: str) -> None:
+    """``ValueError`` for an unknown variant or digits that are not uint8 (N, 28, 28)."""
+    if variant not in VARIANTS and variant not in WARPS:
+        raise ValueError(f"unknown MNIST variant {variant!r}; expected one of {', '.join([*VARIANTS, *WARPS])}")
+    if digits.dtype != np.uint8 or digits.ndim != 3 or digits.shape[1:] != (28, 28):
+        raise ValueError(f"digits must be uint8 (N, 28, 28), got {digits.dtype} {digits.shape}")
+
+
 def make_variant(digits: np.ndarray, variant: str, seed: int) -> np.ndarray:
     """``digits`` uint8 (N, 28, 28) -> the ``variant``'s uint8 images (N, S, S) (see the module doc).
 
     Raises:
         ValueError: unknown variant or digits not (N, 28, 28) uint8.
     """
-    if variant not in VARIANTS and variant not in WARPS:
-        raise ValueError(f"unknown MNIST variant {variant!r}; expected one of {', '.join([*VARIANTS, *WARPS])}")
-    if digits.dtype != np.uint8 or digits.ndim != 3 or digits.shape[1:] != (28, 28):
-        raise ValueError(f"digits must be uint8 (N, 28, 28), got {digits.dtype} {digits.shape}")
+    check_digits(digits, variant)
     if variant in WARPS:
         return warp_digits(digits, variant, seed)
     return place_digits(digits, variant, seed)[0]
@@ -78,8 +83,8 @@ def digit_centres(digits: np.ndarray, variant: str, seed: int) -> tuple[np.ndarr
     """
     if variant not in VARIANTS:
         raise ValueError(f"digit centres are known for the placed variants ({', '.join(VARIANTS)}), not {variant!r}")
-    images = make_variant(digits, variant, seed)  # checks the digits
-    corners = place_digits(digits, variant, seed)[1]  # (N, 2): row, col
+    check_digits(digits, variant)
+    images, corners = place_digits(digits, variant, seed)  # corners (N, 2): row, col
     ink = digits.astype(np.float64)
     mass = ink.sum((1, 2))
     if (mass <= 0).any():
