@@ -417,6 +417,20 @@ def load_weights(
     return path
 
 
+def init_weights(model: nn.Module, source: str | Path, device: str | torch.device = "cpu") -> Path:
+    """Load the weights a new run starts from (``training.init_from``): a run dir's best weights (else its
+    latest) or a ``.safetensors`` file; returns the file used. Raises ``FileNotFoundError`` naming the key when
+    there are none, and :class:`CheckpointError` when they do not fit ``model``."""
+    if not Path(source).exists():
+        raise FileNotFoundError(f"training.init_from: {source}: no such run dir or weights file")
+    try:
+        path = resolve_weights(source, "best")
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"training.init_from: {err}") from None
+    load_state_dict_checked(model, read_weights(path, device), path)
+    return path
+
+
 def average_weights(paths: Iterable[str | Path]) -> dict[str, torch.Tensor]:
     """Element-wise mean of floating-point tensors over several weight files (others from the last file)."""
     paths = [Path(p) for p in paths]

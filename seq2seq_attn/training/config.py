@@ -44,6 +44,9 @@ class TrainingConfig:
     max_epochs: int = 10
     max_steps: int | None = None
     max_minutes: float | None = None  # wall-clock budget; stops after the step that crosses it
+    # weights to start a new run from: a run dir (its best weights, else its latest) or a .safetensors file of
+    # the same model (fine-tuning, curricula); the optimizer and schedule start afresh; unused when resuming
+    init_from: str | None = None
     # evaluation and checkpoints
     eval_every: int | None = None  # optimizer steps; None = at the end of every epoch
     metric: str = "loss"

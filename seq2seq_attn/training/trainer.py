@@ -28,6 +28,7 @@ from ..config import to_dict
 from .batches import EpochBatches, load_batches
 from .checkpoint import (
     CKPT_DIR,
+    init_weights,
     load_state_dict_checked,
     read_latest,
     read_state,
@@ -190,6 +191,8 @@ class Trainer:
             )
         elif self.resume:
             notes.append(f"{self.run_dir}: no checkpoint yet, starting a new run")
+        if latest is None and cfg.init_from:
+            notes.append(f"initialized from {init_weights(raw, cfg.init_from, device)}")
 
         model = self.dist.wrap(raw, device, cfg.ddp_find_unused_parameters)
         self.train_model = torch.compile(model) if cfg.compile else model
