@@ -21,6 +21,7 @@ from seq2seq_attn.training import (
     Trainer,
     TrainingConfig,
     load_weights,
+    read_weights,
     run_training,
 )
 from seq2seq_attn.training.checkpoint import atomic_write, checkpoint_paths
@@ -177,3 +178,31 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path):
         atomic_write(target, crash)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["latest.json"]  # no temp file left behind
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights_and_names_the_key_when_it_cannot(tmp_path):
+    source = tmp_path / "source"
+    fit(source, max_epochs=1)
+    want = load_weights(TinyRegression().build_model(), source)  # the file init_from takes: best weights
+    best = {k: v.clone() for k, v in _best(source).items()}
+    for i, start in enumerate([source, want]):  # a run dir or a weights file
+        run = tmp_path / f"run{i}"
+        fit(run, max_epochs=1, optimizer="sgd", lr=1e-12, init_from=str(start))
+        assert f"initialized from {want}" in (run / "train.log").read_text()
+        for k, v in _best(run).items():  # a learning rate of 1e-12 leaves the loaded weights where they were
+            torch.testing.assert_close(v, best[k], rtol=1e-6, atol=1e-9)
+    fit(tmp_path / "fresh", max_epochs=1, optimizer="sgd", lr=1e-12)
+    assert any(not torch.allclose(v, best[k]) for k, v in _best(tmp_path / "fresh").items())  # a new start differs
+    for source_path, error, message in [
+        (tmp_path / "nowhere", FileNotFoundError, "training.init_from: .*nowhere: no such run dir or weights file"),
+        (tmp_path, FileNotFoundError, "training.init_from: .*no checkpoint found"),  # a dir without weights
+    ]:
+        with pytest.raises(error, match=message):
+            fit(tmp_path / "bad", max_epochs=1, init_from=str(source_path))
+        assert not (tmp_path / "bad" / "config.yaml").exists()  # nothing written
+    with pytest.raises(CheckpointError, match="0.weight \\(16, 6\\) vs model \\(8, 6\\)"):
+        fit(tmp_path / "bad", TinyRegression(hidden=8), max_epochs=1, init_from=str(source))
+
+
+def _best(run: Path) -> dict[str, torch.Tensor]:
+    return read_weights(run / "best.safetensors")
