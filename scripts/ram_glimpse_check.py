@@ -25,7 +25,7 @@ import torch
 
 from seq2seq_attn.attention import capture_attention
 from seq2seq_attn.paths import resolve_path
-from vision.glimpse import ink_centre, pixel_centre
+from vision.glimpse import ink_centre, ink_centre_distance, pixel_centre
 from vision.lifecycle import VisionRun, load_run
 from vision.mnist_variants import VARIANTS, digit_centres, split_seed
 from vision.models.ram import RecurrentAttentionModel
@@ -86,13 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     target = digit_centres_of(run, images)  # (B, 2) px: the digit itself, when the images are a known variant
     reference = "the digit's own ink centre" if target is not None else "the image's ink centre"
     target = ink_centre(images) if target is None else target
-    looked = pixel_centre(locations, *images.shape[-2:])  # (B, G, 2) px
-    distance = (looked - target[:, None]).norm(dim=-1)  # (B, G)
+    distance = ink_centre_distance(images, locations, target)  # (B, G)
     half = len(images) // 2
     readout = [linear_readout_distance(h, target, half) for h in states]  # G x (B - half,)
     guess = (target[half:] - target[:half].mean(0)).norm(dim=-1)  # the mean centre of the fitting half
-    middle = pixel_centre(torch.zeros(2), *images.shape[-2:])  # a glimpse fixed at the image centre
-    centre = (middle - target).norm(dim=-1)  # (B,)
+    looked = pixel_centre(locations, *images.shape[-2:])  # (B, G, 2) px
+    centre = ink_centre_distance(images, torch.zeros(len(images), 1, 2), target)[:, 0]  # fixed at the centre
     error = 100.0 * float((probs.argmax(-1) != test.labels[:args.count]).float().mean())
     print(f"{args.run_dir}: {len(images)} test images, error {error:.2f} %, radius {args.radius:g} px, "
           f"distances to {reference}\n")

@@ -91,6 +91,13 @@ def pixel_centre(locations: torch.Tensor, height: int, width: int) -> torch.Tens
     return (locations + 1) * size / 2 - 0.5
 
 
+def pixel_location(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pixel coordinates (..., 2) ``(col, row)`` -> locations (..., 2) in ``[-1, 1]`` units: the inverse of
+    :func:`pixel_centre`."""
+    size = pixels.new_tensor([width, height])
+    return (pixels + 0.5) * 2 / size - 1
+
+
 def ink_centre(images: torch.Tensor) -> torch.Tensor:
     """The intensity-weighted centre of mass of each image over all channels, as pixel coordinates
     ``(col, row)`` (pixel ``j``'s centre at ``j``): for one object on a black canvas, e.g. translated MNIST, the
@@ -115,24 +122,27 @@ def ink_centre(images: torch.Tensor) -> torch.Tensor:
     return torch.stack([(mass.sum(1) * cols).sum(1), (mass.sum(2) * rows).sum(1)], -1) / total[:, None]
 
 
-def ink_centre_distance(images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
+def ink_centre_distance(images: torch.Tensor, locations: torch.Tensor, centres: torch.Tensor | None = None
+                        ) -> torch.Tensor:
     """How far each glimpse lands from the object: the distance in pixels from every glimpse centre to the
-    image's :func:`ink_centre`.
+    image's :func:`ink_centre`, or to ``centres`` where the object is known (e.g. a placed digit's own centre,
+    :func:`vision.mnist_variants.digit_centres`, which clutter does not pull).
 
     Args:
-        images: (B, C, H, W), non-negative intensities with some ink in every image.
+        images: (B, C, H, W), non-negative intensities with some ink in every image (without ``centres``).
         locations: (B, G, 2) glimpse centres ``(x, y)`` in ``[-1, 1]``.
+        centres: (B, 2) pixel coordinates ``(col, row)`` of the object, or ``None``.
 
     Returns:
         (B, G) distances in pixels.
 
     Raises:
-        ValueError: locations not (B, G, 2) or an image without ink.
+        ValueError: locations not (B, G, 2) or, without ``centres``, an image without ink.
     """
     b, _, h, w = images.shape
     if locations.dim() != 3 or locations.shape[0] != b or locations.shape[2] != 2:
         raise ValueError(f"locations must be (B, G, 2) with B = {b}, got {tuple(locations.shape)}")
-    centre = ink_centre(images)  # (B, 2)
+    centre = ink_centre(images) if centres is None else centres.float()  # (B, 2)
     return (pixel_centre(locations.float(), h, w) - centre.unsqueeze(1)).norm(dim=-1)
 
 

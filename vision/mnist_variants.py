@@ -74,7 +74,8 @@ def make_variant(digits: np.ndarray, variant: str, seed: int) -> np.ndarray:
 
 def digit_centres(digits: np.ndarray, variant: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``variant``'s images (N, S, S) uint8, as :func:`make_variant` makes them, and where each digit is:
-    the centre of mass of its own ink (not the clutter's) as pixel coordinates ``(col, row)`` (N, 2) float64,
+    the centre of mass of its own ink (:func:`vision.glimpse.ink_centre` of the digit before it is placed, so
+    not the clutter's) as pixel coordinates ``(col, row)`` (N, 2) float64,
     pixel ``j``'s centre at ``j``. For the placed variants (:data:`VARIANTS`).
 
     Raises:
@@ -83,16 +84,14 @@ def digit_centres(digits: np.ndarray, variant: str, seed: int) -> tuple[np.ndarr
     """
     if variant not in VARIANTS:
         raise ValueError(f"digit centres are known for the placed variants ({', '.join(VARIANTS)}), not {variant!r}")
+    import torch
+
+    from .glimpse import ink_centre
+
     check_digits(digits, variant)
     images, corners = place_digits(digits, variant, seed)  # corners (N, 2): row, col
-    ink = digits.astype(np.float64)
-    mass = ink.sum((1, 2))
-    if (mass <= 0).any():
-        raise ValueError(f"digit {int(np.argmax(mass <= 0))} has no ink")
-    grid = np.arange(28, dtype=np.float64)
-    col = (ink.sum(1) * grid).sum(1) / mass + corners[:, 1]
-    row = (ink.sum(2) * grid).sum(1) / mass + corners[:, 0]
-    return images, np.stack([col, row], 1)
+    own = ink_centre(torch.from_numpy(digits)[:, None]).double().numpy()  # (N, 2) on the 28x28 digit
+    return images, own + corners[:, ::-1]  # (col, row) on the canvas
 
 
 def place_digits(digits: np.ndarray, variant: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -424,11 +424,9 @@ def init_weights(model: nn.Module, source: str | Path, device: str | torch.devic
     if not Path(source).exists():
         raise FileNotFoundError(f"training.init_from: {source}: no such run dir or weights file")
     try:
-        path = resolve_weights(source, "best")
+        return load_weights(model, source, "best", device)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"training.init_from: {err}") from None
-    load_state_dict_checked(model, read_weights(path, device), path)
-    return path
 
 
 def average_weights(paths: Iterable[str | Path]) -> dict[str, torch.Tensor]:

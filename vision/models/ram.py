@@ -39,7 +39,7 @@ from torch import nn
 
 from seq2seq_attn.attention import AdditiveScore, Attention, RecordsAttention
 
-from ..glimpse import glimpse_pyramid, glimpse_sensor
+from ..glimpse import glimpse_pyramid, glimpse_sensor, ink_centre, pixel_location
 
 Core = Literal["rnn", "lstm"]
 Reward = Literal["correct", "probability", "log_likelihood"]
@@ -71,14 +71,10 @@ def densest_window_centre(images: torch.Tensor, window: int) -> torch.Tensor:
     top, left = box.argmax(1) // (w - kw + 1), box.argmax(1) % (w - kw + 1)  # (B,)
     rows, cols = torch.arange(h, device=ink.device), torch.arange(w, device=ink.device)
     inside = (((rows >= top[:, None]) & (rows < top[:, None] + kh))[:, :, None]
-              & ((cols >= left[:, None]) & (cols < left[:, None] + kw))[:, None, :])  # (B, H, W)
+              & ((cols >= left[:, None]) & (cols < left[:, None] + kw))[:, None, :]).float()  # (B, H, W)
     mass = ink * inside
-    total = mass.sum((1, 2))  # (B,)
-    empty = total <= 0
-    total = total.clamp_min(1e-12)
-    col = torch.where(empty, left + (kw - 1) / 2, (mass.sum(1) * cols).sum(1) / total)
-    row = torch.where(empty, top + (kh - 1) / 2, (mass.sum(2) * rows).sum(1) / total)
-    return torch.stack([col, row], -1).float()  # (B, 2)
+    empty = mass.sum((1, 2)) <= 0  # no ink: the window's centre, as if its ink were even
+    return ink_centre(torch.where(empty[:, None, None], inside, mass)[:, None])  # (B, 2)
 
 
 class RecurrentCore(nn.Module):
@@ -233,7 +229,7 @@ class RecurrentAttentionModel(RecordsAttention):
             return torch.rand((b, self.glimpses, 2), generator=generator, device=images.device) * 2 - 1
         centre = densest_window_centre(images, self.window)  # (B, 2) px
         pixels = centre[:, None] + scan_offsets(self.glimpses).to(images.device) * (self.patch / 2)  # (B, G, 2)
-        return ((pixels + 0.5) * 2 / pixels.new_tensor([w, h]) - 1).clamp(-1.0, 1.0)  # px -> [-1, 1]
+        return pixel_location(pixels, h, w).clamp(-1.0, 1.0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         pyramid = glimpse_pyramid(images, self.scales)  # shared by the G glimpses (and the M paths)
